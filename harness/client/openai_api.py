@@ -1,0 +1,196 @@
+"""Streaming request functions for OpenAI-compatible servers (chat and completions).
+
+Both return the same RequestRecord. Errors never raise: they are recorded with a type,
+the HTTP status where there is one, and a short text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from harness.client.sse import SSEParser
+from harness.records import RequestRecord
+
+ERROR_TEXT_LIMIT = 500
+
+
+@dataclass
+class RequestSpec:
+    """What one request asks for."""
+
+    prompt: str
+    max_tokens: int
+
+
+@dataclass
+class Endpoint:
+    """Where and how to send requests."""
+
+    base_url: str  # ends in /v1
+    model: str
+    api: str = "chat"  # chat | completions
+    ignore_eos: bool = True
+    temperature: float = 0.0
+    api_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        path = "chat/completions" if self.api == "chat" else "completions"
+        return f"{self.base_url.rstrip('/')}/{path}"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def payload(self, spec: RequestSpec) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": spec.max_tokens,
+            "temperature": self.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.api == "chat":
+            body["messages"] = [{"role": "user", "content": spec.prompt}]
+        else:
+            body["prompt"] = spec.prompt
+        if self.ignore_eos:
+            body["ignore_eos"] = True
+        return body
+
+
+def content_of(choice: dict[str, Any]) -> str:
+    """Generated text carried by one streamed choice (chat delta or completion text)."""
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        parts = [delta.get(k) for k in ("content", "reasoning_content", "reasoning")]
+        return "".join(p for p in parts if isinstance(p, str))
+    text = choice.get("text")
+    return text if isinstance(text, str) else ""
+
+
+class _StreamState:
+    """Folds parsed SSE events into a record."""
+
+    def __init__(self, record: RequestRecord) -> None:
+        self.record = record
+        self.done = False
+        self.content_chunks = 0
+
+    def on_event(self, data: str, arrival_ms: float) -> None:
+        if data.strip() == "[DONE]":
+            self.done = True
+            return
+        try:
+            message = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise MalformedStream(f"event is not JSON ({exc.msg}): {data[:120]!r}") from exc
+        if not isinstance(message, dict):
+            raise MalformedStream(f"event is not a JSON object: {data[:120]!r}")
+        if "error" in message:
+            raise StreamError(json.dumps(message["error"])[:ERROR_TEXT_LIMIT])
+        for choice in message.get("choices") or []:
+            if content_of(choice):
+                self.content_chunks += 1
+                self.record.output_chars += len(content_of(choice))
+                self.record.chunk_times_ms.append(arrival_ms)
+                if self.record.ttft_ms is None:
+                    self.record.ttft_ms = arrival_ms
+            if choice.get("finish_reason"):
+                self.record.finish_reason = choice["finish_reason"]
+        usage = message.get("usage")
+        if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
+            self.record.output_tokens = int(usage["completion_tokens"])
+            self.record.prompt_tokens = usage.get("prompt_tokens")
+            self.record.output_tokens_source = "usage"
+        if isinstance(message.get("timings"), dict):
+            self.record.server_timings = message["timings"]
+
+    def finish(self) -> None:
+        if self.record.output_tokens_source != "usage" and self.content_chunks:
+            # The server sent no usage: fall back to chunks, and say so in the record.
+            self.record.output_tokens = self.content_chunks
+            self.record.output_tokens_source = "chunk_count"
+        if not self.done and self.record.finish_reason is None:
+            raise IncompleteStream("stream ended without [DONE] or a finish_reason")
+
+
+class MalformedStream(Exception):
+    error_type = "malformed_stream"
+
+
+class StreamError(Exception):
+    error_type = "stream_error"
+
+
+class IncompleteStream(Exception):
+    error_type = "incomplete_stream"
+
+
+def _fail(record: RequestRecord, error_type: str, text: str) -> None:
+    record.status = "error"
+    record.error_type = error_type
+    record.error_text = text[:ERROR_TEXT_LIMIT]
+
+
+async def send_streaming(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    spec: RequestSpec,
+    record: RequestRecord,
+    timeout: aiohttp.ClientTimeout,
+) -> RequestRecord:
+    """Send one streaming request and fill `record` with what arrived and when."""
+    body = json.dumps(endpoint.payload(spec)).encode()
+    record.start_wall_s = time.time()
+    start = record.start_mono_s = time.perf_counter()
+    state = _StreamState(record)
+    try:
+        async with session.post(
+            endpoint.url, data=body, headers=endpoint.headers(), timeout=timeout
+        ) as response:
+            record.http_status = response.status
+            if response.status != 200:
+                text = await response.text(errors="replace")
+                _fail(record, f"http_{response.status // 100}xx", text)
+                return record
+            parser = SSEParser()
+            async for raw in response.content.iter_any():
+                arrival_ms = (time.perf_counter() - start) * 1000.0
+                if record.ttfb_ms is None:
+                    record.ttfb_ms = arrival_ms
+                for event in parser.feed(raw):
+                    state.on_event(event.data, arrival_ms)
+            end_ms = (time.perf_counter() - start) * 1000.0
+            for event in parser.flush():
+                state.on_event(event.data, end_ms)
+            state.finish()
+    except (MalformedStream, StreamError, IncompleteStream) as exc:
+        _fail(record, exc.error_type, str(exc))
+    except TimeoutError:
+        _fail(record, "timeout", f"no complete response within {timeout.total} s")
+    except aiohttp.ClientConnectorError as exc:
+        _fail(record, "connect", str(exc))
+    except aiohttp.ServerDisconnectedError as exc:
+        _fail(record, "disconnected", str(exc) or "server disconnected")
+    except aiohttp.ClientPayloadError as exc:
+        _fail(record, "disconnected", f"response cut off: {exc}")
+    except aiohttp.ClientError as exc:
+        _fail(record, "client_error", f"{type(exc).__name__}: {exc}")
+    finally:
+        record.end_mono_s = time.perf_counter()
+    return record
+
+
+def mark_cancelled(record: RequestRecord) -> RequestRecord:
+    """Mark a record whose request was cut short by cancellation (Ctrl-C, duration bound)."""
+    _fail(record, "cancelled", "request cancelled before it finished")
+    record.end_mono_s = time.perf_counter()
+    return record

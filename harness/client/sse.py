@@ -1,0 +1,88 @@
+"""Incremental parser for server-sent events as OpenAI-compatible servers stream them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SSEEvent:
+    data: str
+    event: str | None = None
+
+
+class SSEParser:
+    """Feed raw bytes as they arrive; get back every event completed by them.
+
+    Lines may be split across network reads at any byte (also inside a UTF-8 character),
+    and may end with LF, CRLF or CR. An event ends at a blank line.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data_lines: list[str] = []
+        self._event: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += chunk
+        events: list[SSEEvent] = []
+        while True:
+            line, found = self._take_line()
+            if not found:
+                break
+            event = self._process_line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: return an event left without its closing blank line, if any."""
+        if self._buffer:
+            leftover = self._buffer.decode("utf-8", errors="replace").rstrip("\r\n")
+            self._buffer = b""
+            self._process_line(leftover)
+        if not self._data_lines:
+            return []
+        event = SSEEvent(data="\n".join(self._data_lines), event=self._event)
+        self._data_lines, self._event = [], None
+        return [event]
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buffer)
+
+    def _take_line(self) -> tuple[str, bool]:
+        lf = self._buffer.find(b"\n")
+        cr = self._buffer.find(b"\r")
+        ends = [i for i in (lf, cr) if i >= 0]
+        if not ends:
+            return "", False
+        index = min(ends)
+        end = index + 1
+        if index == cr:
+            # A CR at the very end may be the first half of a CRLF: wait for more.
+            if end == len(self._buffer):
+                return "", False
+            if self._buffer[end : end + 1] == b"\n":
+                end += 1
+        line = self._buffer[:index].decode("utf-8", errors="replace")
+        self._buffer = self._buffer[end:]
+        return line, True
+
+    def _process_line(self, line: str) -> SSEEvent | None:
+        if line == "":
+            if not self._data_lines:
+                self._event = None
+                return None
+            event = SSEEvent(data="\n".join(self._data_lines), event=self._event)
+            self._data_lines, self._event = [], None
+            return event
+        if line.startswith(":"):
+            return None  # comment / keep-alive
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            self._data_lines.append(value)
+        elif name == "event":
+            self._event = value
+        return None

@@ -1,0 +1,265 @@
+"""Typed config schemas (registered with Hydra's ConfigStore) and their validation.
+
+OmegaConf checks types and unknown keys while Hydra composes the config; the value checks
+below (``validate``) run when the composed config is turned into these dataclasses
+(``to_bench_config``), so a bad value stops the job before any engine starts.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+ENGINE_KINDS = ("llamacpp_embedded", "openai")
+MODEL_SOURCES = ("package", "gguf_file", "gguf_url", "hf_repo", "ollama", "served")
+WORKLOAD_KINDS = ("prompts", "synthetic")
+API_FLAVOURS = ("chat", "completions")
+LOAD_MODES = ("concurrency",)
+GPU_MODES = ("auto", "on", "off")
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed; the message names the field, value and choices."""
+
+
+def _require_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{field_name}={value!r} is not valid; choose one of: {', '.join(choices)}"
+        )
+
+
+def _require_positive(field_name: str, value: float | int | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{field_name}={value!r} is not valid; it must be {bound}")
+
+
+@dataclass
+class EngineConfig:
+    """How to start (or reach) one inference server."""
+
+    name: str = "llamacpp-embedded"
+    kind: str = "llamacpp_embedded"
+    # Address of an already-running server (kind=openai), e.g. http://127.0.0.1:8000/v1
+    url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    parallel: int = 4  # server slots (sequences decoded together)
+    ctx_size: int = 2048  # context per sequence, in tokens
+    threads: int = 0  # CPU threads; 0: all cores
+    startup_timeout_s: float = 180.0
+    stop_grace_s: float = 5.0
+    keep_running: bool = False
+    # Name of an environment variable that holds the API key; the key itself is never stored.
+    api_key_env: str | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        _require_choice("engine.kind", self.kind, ENGINE_KINDS)
+        if self.kind == "openai" and not self.url:
+            raise ConfigError(
+                "engine.url is required for engine.kind='openai' "
+                "(e.g. URL=http://127.0.0.1:8000/v1)"
+            )
+        if self.url is not None and not re.match(r"^https?://[^/\s]+", self.url):
+            raise ConfigError(
+                f"engine.url={self.url!r} is not valid; it must start with http:// or https://"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"engine.port={self.port!r} is not valid; it must be in 0..65535")
+        _require_positive("engine.parallel", self.parallel)
+        _require_positive("engine.ctx_size", self.ctx_size)
+        _require_positive("engine.threads", self.threads, allow_zero=True)
+        _require_positive("engine.startup_timeout_s", self.startup_timeout_s)
+        _require_positive("engine.stop_grace_s", self.stop_grace_s, allow_zero=True)
+
+
+@dataclass
+class ModelConfig:
+    """Which model, where it comes from, and (for fit.py) its architecture."""
+
+    name: str = "gemma3-270m"
+    source: str = "package"
+    package: str | None = None  # python package with assemble() -> GGUF path
+    path: str | None = None  # local GGUF file
+    url: str | None = None  # GGUF download address
+    sha256: str | None = None
+    hf_repo: str | None = None
+    ollama_tag: str | None = None
+    served_name: str | None = None  # the name the server knows the model by
+    quant: str | None = None
+    params_b: float | None = None  # parameters, in billions
+    arch: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require_choice("model.source", self.source, MODEL_SOURCES)
+        needs = {
+            "package": "package",
+            "gguf_file": "path",
+            "gguf_url": "url",
+            "hf_repo": "hf_repo",
+            "ollama": "ollama_tag",
+            "served": "served_name",
+        }[self.source]
+        if not getattr(self, needs):
+            raise ConfigError(f"model.{needs} is required when model.source={self.source!r}")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ConfigError(
+                f"model.sha256={self.sha256!r} is not valid; it must be 64 lowercase hex digits"
+            )
+
+
+@dataclass
+class WorkloadConfig:
+    """What each request asks for."""
+
+    name: str = "original"
+    kind: str = "prompts"
+    api: str = "chat"
+    prompts: list[str] = field(default_factory=list)
+    max_tokens: int = 64
+    # Ask the server to generate exactly max_tokens (llama.cpp, vLLM honour it).
+    ignore_eos: bool = True
+    temperature: float = 0.0
+    # synthetic workload: prompt and output lengths drawn from seeded distributions
+    prompt_tokens: int = 128
+    prompt_tokens_stddev: float = 0.0
+    output_tokens_stddev: float = 0.0
+    num_prompts: int = 64
+    seed: int = 0
+
+    def validate(self) -> None:
+        _require_choice("workload.kind", self.kind, WORKLOAD_KINDS)
+        _require_choice("workload.api", self.api, API_FLAVOURS)
+        _require_positive("workload.max_tokens", self.max_tokens)
+        _require_positive("workload.temperature", self.temperature, allow_zero=True)
+        _require_positive("workload.prompt_tokens", self.prompt_tokens)
+        _require_positive("workload.prompt_tokens_stddev", self.prompt_tokens_stddev, True)
+        _require_positive("workload.output_tokens_stddev", self.output_tokens_stddev, True)
+        _require_positive("workload.num_prompts", self.num_prompts)
+        if self.kind == "prompts" and not self.prompts:
+            raise ConfigError("workload.prompts is empty; give at least one prompt")
+
+
+@dataclass
+class LoadConfig:
+    """How hard to push: the concurrency ladder and the bounds of each level."""
+
+    mode: str = "concurrency"
+    concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    requests_per_level: int = 16
+    # Each level sends at least this many requests per worker, so high levels are not
+    # measured on a single wave.
+    min_requests_per_worker: int = 2
+    max_duration_s: float | None = None
+    warmup_requests: int = 2
+    request_timeout_s: float = 300.0
+    connect_timeout_s: float = 10.0
+    # Targets for goodput (share of requests meeting both); null: goodput not computed.
+    goodput_ttft_ms: float | None = None
+    goodput_tpot_ms: float | None = None
+
+    def validate(self) -> None:
+        _require_choice("load.mode", self.mode, LOAD_MODES)
+        if not self.concurrency:
+            raise ConfigError("load.concurrency is empty; give at least one level, e.g. [1,4]")
+        for level in self.concurrency:
+            if not isinstance(level, int) or level < 1:
+                raise ConfigError(
+                    f"load.concurrency contains {level!r}; every level must be an integer >= 1"
+                )
+        _require_positive("load.requests_per_level", self.requests_per_level)
+        _require_positive("load.min_requests_per_worker", self.min_requests_per_worker, True)
+        _require_positive("load.max_duration_s", self.max_duration_s)
+        _require_positive("load.warmup_requests", self.warmup_requests, allow_zero=True)
+        _require_positive("load.request_timeout_s", self.request_timeout_s)
+        _require_positive("load.connect_timeout_s", self.connect_timeout_s)
+        _require_positive("load.goodput_ttft_ms", self.goodput_ttft_ms)
+        _require_positive("load.goodput_tpot_ms", self.goodput_tpot_ms)
+
+    def requests_for_level(self, concurrency: int) -> int:
+        """Requests sent at one level: the configured count, raised to cover every worker."""
+        return max(self.requests_per_level, concurrency * self.min_requests_per_worker)
+
+
+@dataclass
+class TelemetryConfig:
+    """What the samplers measure while a level runs."""
+
+    interval_ms: float = 50.0
+    gpu: str = "auto"  # auto: NVML when present; on: require it; off: never
+    process_rss: bool = True
+
+    def validate(self) -> None:
+        _require_positive("telemetry.interval_ms", self.interval_ms)
+        _require_choice("telemetry.gpu", self.gpu, GPU_MODES)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "default"
+    description: str = ""
+
+
+@dataclass
+class MachineConfig:
+    # Names this machine in the store; default: the host name.
+    label: str | None = None
+
+
+@dataclass
+class BenchConfig:
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    machine: MachineConfig = field(default_factory=MachineConfig)
+    results: str = "results"
+    seed: int = 0
+    print_table: bool = True
+
+
+def slug(value: Any) -> str:
+    """A file-name-safe form of a name (HF repo ids contain '/', tags contain ':')."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip("-.")
+    return text or "unnamed"
+
+
+def machine_id(label: str | None) -> str:
+    return slug(label) if label else slug(socket.gethostname())
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def register() -> None:
+    """Register the schemas and the resolvers the YAML files use; safe to call twice."""
+    cs = ConfigStore.instance()
+    cs.store(name="bench_schema", node=BenchConfig)
+    resolvers = {"slug": slug, "machine_id": machine_id, "utc_stamp": utc_stamp}
+    for resolver_name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(resolver_name):
+            OmegaConf.register_new_resolver(resolver_name, fn, use_cache=True)
+
+
+def to_bench_config(cfg: DictConfig) -> BenchConfig:
+    """Turn the composed config into dataclasses, running every value check."""
+    node = OmegaConf.masked_copy(cfg, [f for f in BenchConfig.__dataclass_fields__ if f in cfg])
+    structured = OmegaConf.merge(OmegaConf.structured(BenchConfig), node)
+    bench = OmegaConf.to_object(structured)
+    assert isinstance(bench, BenchConfig)
+    for section in (bench.engine, bench.model, bench.workload, bench.load, bench.telemetry):
+        section.validate()
+    return bench

@@ -1,0 +1,28 @@
+"""Engines by kind. Adding an engine: one module here, one line below, one conf/engine YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.config import EngineConfig, ModelConfig
+from harness.engines.base import Engine, EngineError
+from harness.engines.llamacpp_embedded import EmbeddedLlamaCpp
+from harness.engines.openai_server import ExternalOpenAI
+
+ENGINES: dict[str, type[Engine]] = {
+    EmbeddedLlamaCpp.kind: EmbeddedLlamaCpp,
+    ExternalOpenAI.kind: ExternalOpenAI,
+}
+
+
+def create_engine(engine_cfg: EngineConfig, model_cfg: ModelConfig, run_dir: Path) -> Engine:
+    try:
+        engine_type = ENGINES[engine_cfg.kind]
+    except KeyError:
+        raise EngineError(
+            f"engine.kind={engine_cfg.kind!r} is not valid; choose one of: {', '.join(ENGINES)}"
+        ) from None
+    return engine_type(engine_cfg, model_cfg, run_dir)
+
+
+__all__ = ["ENGINES", "Engine", "EngineError", "create_engine"]

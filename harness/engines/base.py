@@ -1,0 +1,133 @@
+"""The small protocol every engine implements, and what engines share."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.config import EngineConfig, ModelConfig
+
+
+class EngineError(RuntimeError):
+    """An engine could not be provisioned, started or reached; the message says what to do."""
+
+
+class Engine(ABC):
+    """provision -> start -> wait_ready -> (levels) -> stop. Versions and metrics on demand."""
+
+    def __init__(self, engine_cfg: EngineConfig, model_cfg: ModelConfig, run_dir: Path) -> None:
+        self.engine_cfg = engine_cfg
+        self.model_cfg = model_cfg
+        self.run_dir = run_dir
+        self.log_path = run_dir / "engine.log"
+
+    @property
+    @abstractmethod
+    def base_url(self) -> str:
+        """The OpenAI-compatible root, ending in /v1."""
+
+    @property
+    @abstractmethod
+    def served_model(self) -> str:
+        """The model name requests must carry."""
+
+    @abstractmethod
+    def provision(self) -> dict[str, Any]:
+        """Make the model available; return what identifies it (path, sha256, tag...)."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the server (or do nothing for a server the harness does not own)."""
+
+    @abstractmethod
+    def wait_ready(self) -> None:
+        """Block until the server answers, or raise EngineError at the deadline."""
+
+    def version(self) -> dict[str, Any]:
+        return {}
+
+    def settings(self) -> dict[str, Any]:
+        """Settings that actually took effect, as the server reports them."""
+        return {}
+
+    def scrape(self) -> dict[str, float]:
+        """The engine's own metrics now (counters and gauges), or {} when it has none."""
+        return {}
+
+    def pids(self) -> list[int]:
+        """Processes whose memory is the engine's (empty for a server we did not start)."""
+        return []
+
+    def alive(self) -> bool:
+        return True
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the server (graceful, then forced) unless it is not ours to stop."""
+
+
+def http_get(
+    url: str, timeout_s: float = 5.0, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """A small blocking GET for health checks and scrapes (never on the event loop)."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", errors="replace")
+
+
+def poll_until(
+    check: Callable[[], bool],
+    deadline_s: float,
+    what: str,
+    interval_s: float = 0.25,
+    still_possible: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Call `check` until it is true; raise EngineError naming `what` at the deadline.
+
+    `still_possible` returns a reason when waiting longer is pointless (process died).
+    """
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        reason = still_possible()
+        if reason:
+            raise EngineError(f"{what}: {reason}")
+        if time.monotonic() >= deadline:
+            raise EngineError(f"{what}: not ready after {deadline_s:.0f} s")
+        time.sleep(interval_s)
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Sample lines of the Prometheus text format -> {name{labels}: value}."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, rest = line.rpartition(" ")
+        if not name:
+            continue
+        try:
+            values[name.strip()] = float(rest)
+        except ValueError:
+            continue
+    return values
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return "(no engine log)"
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])

@@ -1,0 +1,74 @@
+"""A server the harness did not start: reached by URL, never started or stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from harness.engines.base import Engine, EngineError, http_get, parse_prometheus, poll_until
+
+
+class ExternalOpenAI(Engine):
+    kind = "openai"
+
+    @property
+    def base_url(self) -> str:
+        url = (self.engine_cfg.url or "").rstrip("/")
+        return url if url.endswith("/v1") else f"{url}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url[: -len("/v1")]
+
+    @property
+    def served_model(self) -> str:
+        return self.model_cfg.served_name or self.model_cfg.name
+
+    def api_key(self) -> str | None:
+        name = self.engine_cfg.api_key_env
+        return os.environ.get(name) if name else None
+
+    def _headers(self) -> dict[str, str]:
+        key = self.api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def provision(self) -> dict[str, Any]:
+        return {"name": self.model_cfg.name, "source": "served", "served_name": self.served_model}
+
+    def start(self) -> None:
+        """Nothing to start: the server is already running."""
+
+    def _models(self) -> list[str]:
+        status, body = http_get(f"{self.base_url}/models", timeout_s=5, headers=self._headers())
+        if status != 200:
+            raise OSError(f"GET /v1/models answered {status}")
+        return [m.get("id", "") for m in json.loads(body).get("data", [])]
+
+    def wait_ready(self) -> None:
+        poll_until(
+            lambda: bool(self._models() is not None),
+            self.engine_cfg.startup_timeout_s,
+            f"OpenAI-compatible server at {self.base_url} (is it running? check URL=)",
+        )
+        models = self._models()
+        if models and self.served_model not in models:
+            raise EngineError(
+                f"model {self.served_model!r} is not served at {self.base_url}; "
+                f"it serves: {', '.join(models)} (set MODEL= to one of them)"
+            )
+
+    def version(self) -> dict[str, Any]:
+        return {"engine": "external OpenAI-compatible server", "url": self.base_url}
+
+    def scrape(self) -> dict[str, float]:
+        try:
+            status, body = http_get(
+                f"{self.root_url}/metrics", timeout_s=2, headers=self._headers()
+            )
+        except OSError:
+            return {}
+        return parse_prometheus(body) if status == 200 else {}
+
+    def stop(self) -> None:
+        """Not ours to stop."""

@@ -1,0 +1,58 @@
+"""Child process that runs llama.cpp's server (xllamacpp) until it is signalled.
+
+Run by the llamacpp_embedded engine; not meant to be started by hand:
+python -m harness.engines.xllamacpp_server --model M.gguf --port 8080 --parallel 4 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--alias", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--ctx-size", type=int, required=True, help="total context, all slots")
+    parser.add_argument("--threads", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import xllamacpp as xlc
+
+    params = xlc.CommonParams()
+    params.model.path = args.model
+    params.model_alias = {args.alias}
+    params.hostnames = [args.host]
+    params.port = args.port
+    params.n_parallel = args.parallel
+    params.n_ctx = args.ctx_size
+    params.endpoint_metrics = True
+    params.endpoint_slots = True
+    threads = args.threads or os.cpu_count() or 1
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+
+    stop = threading.Event()
+    server = xlc.Server(params)
+    # The native server keeps its own threads alive; exit at once on a stop signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"xllamacpp {xlc.__version__} listening on {server.listening_address}", flush=True)
+    stop.wait()
+    print("stop signal received; exiting", flush=True)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

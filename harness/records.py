@@ -1,0 +1,54 @@
+"""The one record every request function produces and the metrics module consumes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Where an output token count came from. "chunk_count" is a fallback and is labelled so.
+TOKEN_SOURCES = ("usage", "chunk_count", "none")
+
+
+@dataclass
+class RequestRecord:
+    """One request as the client saw it; times are seconds unless the name says otherwise."""
+
+    request_id: int
+    concurrency: int
+    worker: int
+    status: str = "ok"  # ok | error
+    error_type: str | None = None
+    error_text: str | None = None
+    http_status: int | None = None
+    start_wall_s: float = 0.0  # epoch seconds when the request was sent
+    start_mono_s: float = 0.0  # time.perf_counter() when the request was sent
+    end_mono_s: float = 0.0  # last byte (or failure)
+    ttfb_ms: float | None = None  # first byte of the response body
+    ttft_ms: float | None = None  # first chunk carrying generated content
+    # arrival of every content chunk, in ms after the request was sent
+    chunk_times_ms: list[float] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    output_tokens_source: str = "none"
+    finish_reason: str | None = None
+    output_chars: int = 0
+    server_timings: dict[str, Any] | None = None
+
+    @property
+    def e2e_ms(self) -> float:
+        return (self.end_mono_s - self.start_mono_s) * 1000.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["e2e_ms"] = round(self.e2e_ms, 4)
+        data["chunk_times_ms"] = [round(t, 4) for t in self.chunk_times_ms]
+        return data
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

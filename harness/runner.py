@@ -1,0 +1,231 @@
+"""One job: provision, start, warm up, run the concurrency ladder, store, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from harness.client.openai_api import Endpoint
+from harness.client.scheduler import LevelPlan, run_closed_loop, warm_up
+from harness.config import BenchConfig, machine_id
+from harness.engines import Engine, EngineError, create_engine
+from harness.environment import config_hash, machine_info, software_info
+from harness.metrics import summarize_level
+from harness.records import RequestRecord
+from harness.report.table import run_table
+from harness.store import SUMMARY_SCHEMA_VERSION, TABLE_FILE, TELEMETRY_FILE, RunWriter
+from harness.telemetry.sampler import Sampler
+from harness.workload import build_specs
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
+    ok = sum(r.ok for r in records)
+    if not engine_alive:
+        return "engine_died"
+    if not records or ok == 0:
+        return "failed"
+    return "ok" if ok == len(records) else "partial"
+
+
+class Job:
+    """Holds the state of one job so that an interruption can still write it out."""
+
+    def __init__(self, bench: BenchConfig, resolved: dict[str, Any], run_dir: Path) -> None:
+        self.bench = bench
+        self.run_dir = run_dir
+        self.writer = RunWriter(run_dir)
+        self.engine: Engine = create_engine(bench.engine, bench.model, run_dir)
+        self.machine = machine_id(bench.machine.label)
+        self.summary: dict[str, Any] = {
+            "schema_version": SUMMARY_SCHEMA_VERSION,
+            "status": "running",
+            "error": None,
+            "started_at": _now(),
+            "finished_at": None,
+            "run": {
+                "experiment": bench.experiment.name,
+                "machine_id": self.machine,
+                "engine": bench.engine.name,
+                "engine_kind": bench.engine.kind,
+                "model": bench.model.name,
+                "quant": bench.model.quant,
+                "workload": bench.workload.name,
+                "engine_parallel": bench.engine.parallel,
+                "engine_ctx_size": bench.engine.ctx_size,
+                "config_hash": config_hash(resolved),
+            },
+            "levels": [],
+        }
+        self.environment: dict[str, Any] = {
+            "machine": machine_info(self.machine),
+            "software": software_info(),
+            "seed": bench.seed,
+            "config_hash": self.summary["run"]["config_hash"],
+            "config": resolved,
+        }
+        self.sampler: Sampler | None = None
+
+    def _write_environment(self, **extra: Any) -> None:
+        self.environment.update(extra)
+        self.writer.write_environment(self.environment)
+
+    def run(self) -> dict[str, Any]:
+        bench = self.bench
+        self._write_environment()
+        try:
+            self.sampler = Sampler(
+                self.run_dir / TELEMETRY_FILE,
+                bench.telemetry.interval_ms,
+                bench.telemetry.gpu,
+                self.engine.pids,
+                bench.telemetry.process_rss,
+            )
+            baseline = self.sampler.baseline()
+            model_info = self.engine.provision()
+            self._write_environment(model=model_info, memory_baseline_mib=baseline)
+            log.info("starting %s (log: %s)", bench.engine.name, self.engine.log_path)
+            self.engine.start()
+            self.engine.wait_ready()
+            self._write_environment(
+                engine={
+                    "name": bench.engine.name,
+                    "kind": bench.engine.kind,
+                    "base_url": self.engine.base_url,
+                    "version": self.engine.version(),
+                    "settings_in_effect": self.engine.settings(),
+                }
+            )
+            self.sampler.start()
+            self._run_levels()
+            self.summary["status"] = "complete"
+        except KeyboardInterrupt:
+            self.summary["status"] = "interrupted"
+            self.summary["error"] = "interrupted by the user (Ctrl-C / SIGTERM)"
+            raise
+        except EngineError as exc:
+            self.summary["status"] = "failed"
+            self.summary["error"] = str(exc)
+            log.error("%s", exc)
+        finally:
+            self._finish()
+        return self.summary
+
+    def _endpoint(self) -> Endpoint:
+        workload = self.bench.workload
+        api_key = None
+        if self.bench.engine.api_key_env:
+            api_key = os.environ.get(self.bench.engine.api_key_env)
+        return Endpoint(
+            base_url=self.engine.base_url,
+            model=self.engine.served_model,
+            api=workload.api,
+            ignore_eos=workload.ignore_eos,
+            temperature=workload.temperature,
+            api_key=api_key,
+        )
+
+    def _run_levels(self) -> None:
+        load = self.bench.load
+        endpoint = self._endpoint()
+        specs = build_specs(self.bench.workload)
+        if load.warmup_requests:
+            warm = asyncio.run(
+                warm_up(endpoint, specs, load.warmup_requests, load.request_timeout_s)
+            )
+            if not any(r.ok for r in warm):
+                raise EngineError(
+                    f"every warm-up request failed; first error: {warm[0].error_type}: "
+                    f"{warm[0].error_text}"
+                )
+        total = sum(load.requests_for_level(c) for c in load.concurrency)
+        next_id = 0
+        with tqdm(total=total, unit="req", desc="benchmark", mininterval=0.5) as bar:
+            for concurrency in load.concurrency:
+                if not self.engine.alive():
+                    raise EngineError(
+                        f"the engine stopped before concurrency {concurrency}; "
+                        f"see {self.engine.log_path}"
+                    )
+                bar.set_postfix_str(f"concurrency={concurrency}")
+                count = load.requests_for_level(concurrency)
+                self._run_level(endpoint, specs, concurrency, count, next_id, bar)
+                next_id += count
+
+    def _run_level(self, endpoint, specs, concurrency, count, first_id, bar) -> None:  # noqa: ANN001
+        load = self.bench.load
+        plan = LevelPlan(
+            concurrency, count, load.max_duration_s, load.request_timeout_s, load.connect_timeout_s
+        )
+        records: list[RequestRecord] = []
+
+        def on_record(record: RequestRecord) -> None:
+            records.append(record)
+            self.writer.append_record(record)
+            bar.update(1)
+
+        metrics_before = self.engine.scrape()
+        status = "interrupted"
+        try:
+            asyncio.run(
+                run_closed_loop(endpoint, specs, plan, on_record, first_request_id=first_id)
+            )
+            status = level_status(records, self.engine.alive())
+        finally:
+            self._record_level(records, concurrency, status, metrics_before)
+
+    def _record_level(
+        self,
+        records: list[RequestRecord],
+        concurrency: int,
+        status: str,
+        metrics_before: dict[str, float],
+    ) -> None:
+        load = self.bench.load
+        level = summarize_level(
+            records,
+            concurrency,
+            ttft_target_ms=load.goodput_ttft_ms,
+            tpot_target_ms=load.goodput_tpot_ms,
+        )
+        level["status"] = status
+        if records and self.sampler:
+            start = min(r.start_mono_s for r in records)
+            end = max(r.end_mono_s for r in records)
+            level.update(self.sampler.peak(start, end))
+        else:
+            level.update(peak_memory_mib=None, peak_memory_kind=None)
+        metrics_after = self.engine.scrape() if self.engine.alive() else {}
+        level["engine_metrics"] = {"before": metrics_before, "after": metrics_after}
+        self.summary["levels"].append(level)
+        self.writer.write_summary(self.summary)
+
+    def _finish(self) -> None:
+        if self.sampler:
+            self.sampler.stop()
+        if self.bench.engine.keep_running:
+            log.info("engine left running at %s (engine.keep_running=true)", self.engine.base_url)
+        else:
+            try:
+                self.engine.stop()
+            except Exception as exc:  # stopping must not hide the run's own outcome
+                log.error("stopping the engine failed: %s", exc)
+        self.summary["finished_at"] = _now()
+        self.writer.write_summary(self.summary)
+        self.writer.write_text(TABLE_FILE, run_table(self.summary))
+        self.writer.close()
+
+
+def run_job(bench: BenchConfig, resolved: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    return Job(bench, resolved, run_dir).run()
