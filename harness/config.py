@@ -59,6 +59,9 @@ class EngineConfig:
     startup_timeout_s: float = 180.0
     stop_grace_s: float = 5.0
     keep_running: bool = False
+    # Reuse one connection per worker. Off for llama.cpp's server, which drops a kept-alive
+    # connection after a streamed response (the next request fails "Server disconnected").
+    keep_alive: bool = True
     # Name of an environment variable that holds the API key; the key itself is never stored.
     api_key_env: str | None = None
     extra_args: list[str] = field(default_factory=list)
@@ -164,6 +167,9 @@ class LoadConfig:
     warmup_requests: int = 2
     request_timeout_s: float = 300.0
     connect_timeout_s: float = 10.0
+    # Workers start spread evenly over this many seconds, so that requests of identical
+    # length do not move in lock-step waves (0: all workers start at once).
+    ramp_up_s: float = 0.0
     # Targets for goodput (share of requests meeting both); null: goodput not computed.
     goodput_ttft_ms: float | None = None
     goodput_tpot_ms: float | None = None
@@ -183,6 +189,7 @@ class LoadConfig:
         _require_positive("load.warmup_requests", self.warmup_requests, allow_zero=True)
         _require_positive("load.request_timeout_s", self.request_timeout_s)
         _require_positive("load.connect_timeout_s", self.connect_timeout_s)
+        _require_positive("load.ramp_up_s", self.ramp_up_s, allow_zero=True)
         _require_positive("load.goodput_ttft_ms", self.goodput_ttft_ms)
         _require_positive("load.goodput_tpot_ms", self.goodput_tpot_ms)
 

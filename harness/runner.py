@@ -142,7 +142,13 @@ class Job:
         specs = build_specs(self.bench.workload)
         if load.warmup_requests:
             warm = asyncio.run(
-                warm_up(endpoint, specs, load.warmup_requests, load.request_timeout_s)
+                warm_up(
+                    endpoint,
+                    specs,
+                    load.warmup_requests,
+                    load.request_timeout_s,
+                    keep_alive=self.bench.engine.keep_alive,
+                )
             )
             if not any(r.ok for r in warm):
                 raise EngineError(
@@ -166,7 +172,13 @@ class Job:
     def _run_level(self, endpoint, specs, concurrency, count, first_id, bar) -> None:  # noqa: ANN001
         load = self.bench.load
         plan = LevelPlan(
-            concurrency, count, load.max_duration_s, load.request_timeout_s, load.connect_timeout_s
+            concurrency,
+            count,
+            load.max_duration_s,
+            load.request_timeout_s,
+            load.connect_timeout_s,
+            keep_alive=self.bench.engine.keep_alive,
+            ramp_up_s=load.ramp_up_s,
         )
         records: list[RequestRecord] = []
 

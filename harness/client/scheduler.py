@@ -20,6 +20,8 @@ class LevelPlan:
     max_duration_s: float | None
     request_timeout_s: float
     connect_timeout_s: float
+    keep_alive: bool = True
+    ramp_up_s: float = 0.0  # workers start spread evenly over this time (0: all at once)
 
 
 @dataclass
@@ -30,11 +32,14 @@ class LevelOutcome:
     stopped_by_deadline: bool
 
 
-def _new_session(plan: LevelPlan) -> aiohttp.ClientSession:
-    # A new connection per request: llama.cpp's server drops a keep-alive connection after
-    # a streamed response while the client still trusts it ("Server disconnected" on the
-    # next request). Connecting costs well under 1 ms on loopback and is part of TTFT.
-    connector = aiohttp.TCPConnector(limit=1, force_close=True)
+def new_session(keep_alive: bool) -> aiohttp.ClientSession:
+    """One session per worker, holding at most one connection.
+
+    Without keep-alive every request opens a new connection (about 1 ms more TTFT on
+    loopback): llama.cpp's server drops a kept-alive connection after a streamed response
+    while the client still trusts it ("Server disconnected" on the next request).
+    """
+    connector = aiohttp.TCPConnector(limit=1, force_close=not keep_alive)
     return aiohttp.ClientSession(connector=connector)
 
 
@@ -57,7 +62,9 @@ async def run_closed_loop(
 
     async def worker(worker_id: int) -> None:
         nonlocal next_index, stopped_by_deadline
-        async with _new_session(plan) as session:
+        if plan.ramp_up_s > 0:
+            await asyncio.sleep(plan.ramp_up_s * worker_id / plan.concurrency)
+        async with new_session(plan.keep_alive) as session:
             while next_index < plan.num_requests:
                 if deadline is not None and time.perf_counter() >= deadline:
                     stopped_by_deadline = True
@@ -93,12 +100,16 @@ async def run_closed_loop(
 
 
 async def warm_up(
-    endpoint: Endpoint, specs: Sequence[RequestSpec], count: int, timeout_s: float
+    endpoint: Endpoint,
+    specs: Sequence[RequestSpec],
+    count: int,
+    timeout_s: float,
+    keep_alive: bool = False,
 ) -> list[RequestRecord]:
     """Send `count` unmeasured requests one after another; return them for error checks."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     results = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+    async with new_session(keep_alive) as session:
         for index in range(count):
             record = RequestRecord(request_id=-1 - index, concurrency=0, worker=0)
             results.append(

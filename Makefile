@@ -1,0 +1,78 @@
+# Every target creates .venv and installs the harness on first use.
+# make bench [ENGINE=..] [MODEL=..] [URL=..] [CONCURRENCY=1,2,4] [REQUESTS=16]
+#            [MAX_TOKENS=64] [EXP=..] [RESULTS=results] [ARGS="any.hydra=override"]
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+ENGINE      ?=
+MODEL       ?=
+URL         ?=
+CONCURRENCY ?=
+REQUESTS    ?=
+MAX_TOKENS  ?=
+EXP         ?=
+RESULTS     ?= results
+ARGS        ?=
+# make fit
+QUANT   ?=
+CTX     ?=
+GPU_GB  ?=
+# make compare
+BASELINE ?=
+
+comma := ,
+# A MODEL with a file in conf/model/ picks that config; any other name is the name of a
+# model already served by the engine (e.g. with ENGINE=openai).
+model_override = $(if $(MODEL),$(if $(wildcard conf/model/$(MODEL).yaml),model=$(MODEL),model=served model.served_name=$(MODEL) model.name=$(MODEL)))
+OVERRIDES = \
+	$(if $(ENGINE),engine=$(ENGINE)) \
+	$(model_override) \
+	$(if $(URL),engine.url=$(URL)) \
+	$(if $(CONCURRENCY),load.concurrency=[$(CONCURRENCY)]) \
+	$(if $(REQUESTS),load.requests_per_level=$(REQUESTS)) \
+	$(if $(MAX_TOKENS),workload.max_tokens=$(MAX_TOKENS)) \
+	$(if $(EXP),experiment=$(EXP)) \
+	results=$(RESULTS) \
+	$(ARGS)
+
+.PHONY: help setup bench sweep report compare fit calibrate up down test test-unit test-gpu lint format clean
+
+help:
+	@echo "make bench | sweep | report | compare | fit | calibrate | up | down | test | lint"
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[embedded,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+bench: $(STAMP)
+	$(PY) -m harness.bench $(OVERRIDES)
+
+sweep: $(STAMP)
+	$(PY) -m harness.bench --multirun $(OVERRIDES)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-gpu: $(STAMP)
+	$(PY) -m pytest -m gpu tests/gpu $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check harness tests
+	$(VENV)/bin/ruff format --check harness tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format harness tests
+	$(VENV)/bin/ruff check --fix harness tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
