@@ -57,8 +57,11 @@ bench: $(STAMP)
 sweep: $(STAMP)
 	$(PY) -m harness.bench --multirun $(OVERRIDES)
 
+# pytest exits 5 when it collected no tests: an empty run proves nothing, so it fails too.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: FAILED: no tests were collected" >&2; fi; \
+	exit $$status
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -230,3 +230,18 @@ def summarize_level(
         summary["goodput"] = good / len(records) if records else None
     summary["goodput_targets"] = {"ttft_ms": ttft_target_ms, "tpot_ms": tpot_target_ms}
     return summary
+
+
+def metrics_markdown() -> str:
+    """The metric definitions as a markdown table (the README embeds this output)."""
+    lines = ["| metric | key | unit | better | definition |", "| --- | --- | --- | --- | --- |"]
+    for metric in METRICS.values():
+        lines.append(
+            f"| {metric.label} | `{metric.key}` | {metric.unit} | {metric.better} "
+            f"| {metric.definition} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(metrics_markdown(), end="")

@@ -113,6 +113,13 @@ class _StreamState:
         if isinstance(message.get("timings"), dict):
             self.record.server_timings = message["timings"]
 
+    def on_trailing_event(self, data: str, arrival_ms: float) -> None:
+        """An event the stream ended inside (no closing blank line): a cut, if unparsable."""
+        try:
+            self.on_event(data, arrival_ms)
+        except MalformedStream as exc:
+            raise IncompleteStream(f"stream ended inside an event: {data[:120]!r}") from exc
+
     def finish(self) -> None:
         if self.record.output_tokens_source != "usage" and self.content_chunks:
             # The server sent no usage: fall back to chunks, and say so in the record.
@@ -170,7 +177,7 @@ async def send_streaming(
                     state.on_event(event.data, arrival_ms)
             end_ms = (time.perf_counter() - start) * 1000.0
             for event in parser.flush():
-                state.on_event(event.data, end_ms)
+                state.on_trailing_event(event.data, end_ms)
             state.finish()
     except (MalformedStream, StreamError, IncompleteStream) as exc:
         _fail(record, exc.error_type, str(exc))

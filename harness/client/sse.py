@@ -37,15 +37,19 @@ class SSEParser:
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: return an event left without its closing blank line, if any."""
+        events: list[SSEEvent] = []
         if self._buffer:
-            leftover = self._buffer.decode("utf-8", errors="replace").rstrip("\r\n")
+            # A trailing CR ends its line; anything else left is a last line without its end.
+            leftover = self._buffer.decode("utf-8", errors="replace")
             self._buffer = b""
-            self._process_line(leftover)
-        if not self._data_lines:
-            return []
-        event = SSEEvent(data="\n".join(self._data_lines), event=self._event)
-        self._data_lines, self._event = [], None
-        return [event]
+            for line in leftover.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+                event = self._process_line(line)
+                if event is not None:
+                    events.append(event)
+        if self._data_lines:
+            events.append(SSEEvent(data="\n".join(self._data_lines), event=self._event))
+            self._data_lines, self._event = [], None
+        return events
 
     @property
     def pending_bytes(self) -> int:

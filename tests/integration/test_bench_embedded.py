@@ -1,0 +1,72 @@
+"""End to end: `make bench` on the embedded llama.cpp engine with the packaged model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.runs import make_bench, only_run_dir, read_summary
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    results = tmp_path_factory.mktemp("results")
+    result = make_bench(results, CONCURRENCY="1,2,4", REQUESTS="8", MAX_TOKENS="32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return only_run_dir(results), result.stdout
+
+
+def test_every_request_succeeds_at_three_levels(embedded_run: tuple[Path, str]) -> None:
+    summary = read_summary(embedded_run[0])
+    assert summary["status"] == "complete"
+    assert [lv["concurrency"] for lv in summary["levels"]] == [1, 2, 4]
+    for level in summary["levels"]:
+        assert level["status"] == "ok"
+        assert level["requests_failed"] == 0 and level["requests_ok"] == 8
+        assert level["ttft_ms"]["p50"] > 0
+        assert level["output_tokens_per_s_per_request"]["mean"] > 0
+        assert level["output_tokens_source"] == {"usage": 8}
+
+
+def test_aggregate_throughput_grows_from_one_to_four(embedded_run: tuple[Path, str]) -> None:
+    levels = {lv["concurrency"]: lv for lv in read_summary(embedded_run[0])["levels"]}
+    assert (
+        levels[4]["aggregate_output_tokens_per_s"]
+        > 1.2 * levels[1]["aggregate_output_tokens_per_s"]
+    )
+
+
+def test_memory_is_the_engine_rss_labelled_so(embedded_run: tuple[Path, str]) -> None:
+    for level in read_summary(embedded_run[0])["levels"]:
+        assert level["peak_memory_kind"] == "process_rss"
+        # the 253 MB model is mapped and read, so the server holds at least that much
+        assert 200 < level["peak_memory_mib"] < 4000
+
+
+def test_the_run_directory_describes_itself(embedded_run: tuple[Path, str]) -> None:
+    run_dir, stdout = embedded_run
+    environment = json.loads((run_dir / "environment.json").read_text())
+    assert environment["model"]["sha256"] == (
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    )
+    assert environment["engine"]["settings_in_effect"]["total_slots"] == 4
+    assert environment["machine"]["cpu_cores_logical"] >= 1
+    lines = (run_dir / "requests.jsonl").read_text().splitlines()
+    assert len(lines) == 24
+    assert "llama" in (run_dir / "engine.log").read_text().lower()
+    header = (run_dir / "telemetry.csv").read_text().splitlines()[0]
+    assert header.startswith("t_mono_s,")
+    table = (run_dir / "table.md").read_text()
+    assert table.count("| llamacpp-embedded") == 3
+    assert "llamacpp-embedded" in stdout
+
+
+def test_engine_metrics_are_scraped_around_each_level(embedded_run: tuple[Path, str]) -> None:
+    for level in read_summary(embedded_run[0])["levels"]:
+        before, after = level["engine_metrics"]["before"], level["engine_metrics"]["after"]
+        predicted = "llamacpp:tokens_predicted_total"
+        assert after[predicted] - before[predicted] == level["output_tokens_total"]
