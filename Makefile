@@ -57,6 +57,27 @@ bench: $(STAMP)
 sweep: $(STAMP)
 	$(PY) -m harness.bench --multirun $(OVERRIDES)
 
+# Start an engine by itself (it keeps running) and stop it again.
+up: $(STAMP)
+	$(PY) -m harness.serve up $(OVERRIDES)
+
+down: $(STAMP)
+	$(PY) -m harness.serve down $(OVERRIDES)
+
+report: $(STAMP)
+	$(PY) -m harness.report --results $(RESULTS) $(if $(EXP),--experiment $(EXP)) $(REPORT_ARGS)
+
+compare: $(STAMP)
+	$(PY) -m harness.report compare --results $(RESULTS) $(if $(BASELINE),--baseline $(BASELINE)) $(REPORT_ARGS)
+
+fit: $(STAMP)
+	$(PY) -m harness.fit $(if $(MODEL),--model $(MODEL)) $(if $(QUANT),--quant $(QUANT)) \
+		$(if $(CTX),--ctx $(CTX)) $(if $(GPU_GB),--gpu-gb $(GPU_GB)) $(FIT_ARGS)
+
+# Drives the reference server at rising concurrency and prints how accurate the client is.
+calibrate: $(STAMP)
+	$(PY) -m harness.calibrate $(CALIBRATE_ARGS)
+
 # pytest exits 5 when it collected no tests: an empty run proves nothing, so it fails too.
 test: $(STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
