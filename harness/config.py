@@ -16,11 +16,12 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-ENGINE_KINDS = ("llamacpp_embedded", "openai")
+ENGINE_KINDS = ("llamacpp_embedded", "openai", "llamacpp", "ollama", "vllm")
 MODEL_SOURCES = ("package", "gguf_file", "gguf_url", "hf_repo", "ollama", "served")
 WORKLOAD_KINDS = ("prompts", "synthetic")
 API_FLAVOURS = ("chat", "completions")
-LOAD_MODES = ("concurrency",)
+LOAD_MODES = ("concurrency", "rate", "burst")
+ARRIVALS = ("poisson", "constant")
 GPU_MODES = ("auto", "on", "off")
 
 
@@ -47,8 +48,22 @@ def _require_positive(field_name: str, value: float | int | None, allow_zero: bo
 class EngineConfig:
     """How to start (or reach) one inference server."""
 
+    # Choices of the fields below; plain class attributes, not config fields.
+    LAUNCHERS = ("auto", "compose", "native", "embedded")
+    FLASH_ATTN_MODES = ("auto", "on", "off")
+    LLAMACPP_KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+    KV_CACHE_TYPES = {
+        "llamacpp": LLAMACPP_KV_TYPES,
+        "llamacpp_embedded": LLAMACPP_KV_TYPES,
+        "ollama": ("f16", "q8_0", "q4_0"),
+        "vllm": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
+    }
+
     name: str = "llamacpp-embedded"
     kind: str = "llamacpp_embedded"
+    # auto: the native binary when it is on PATH, else Docker Compose; compose; native;
+    # embedded: llama.cpp's server from the xllamacpp wheel (llama.cpp kinds only).
+    launcher: str = "auto"
     # Address of an already-running server (kind=openai), e.g. http://127.0.0.1:8000/v1
     url: str | None = None
     host: str = "127.0.0.1"
@@ -56,6 +71,17 @@ class EngineConfig:
     parallel: int = 4  # server slots (sequences decoded together)
     ctx_size: int = 2048  # context per sequence, in tokens
     threads: int = 0  # CPU threads; 0: all cores
+    # Container image for launcher=compose, pinned to a tag, e.g. vllm/vllm-openai:v0.26.0
+    image: str | None = None
+    compose_project: str = "llm-bench"  # docker compose -p
+    service: str | None = None  # compose service; null: the engine's own (docker/compose.yaml)
+    binary: str | None = None  # native executable; null: llama-server, ollama or vllm
+    n_gpu_layers: int = 999  # llama.cpp -ngl: layers on the GPU (999: all, 0: none)
+    flash_attn: str = "auto"  # llama.cpp -fa, Ollama OLLAMA_FLASH_ATTENTION
+    kv_cache_type: str | None = None  # KV cache data type; null: the engine's default, pinned
+    gpu_memory_utilization: float = 0.9  # vLLM: share of GPU memory it may pre-allocate
+    ollama_keep_alive: str = "-1"  # Ollama: how long a model stays loaded; -1: for ever
+    pull_timeout_s: float = 3600.0  # image pulls and Ollama model pulls
     startup_timeout_s: float = 180.0
     stop_grace_s: float = 5.0
     keep_running: bool = False
@@ -68,6 +94,8 @@ class EngineConfig:
 
     def validate(self) -> None:
         _require_choice("engine.kind", self.kind, ENGINE_KINDS)
+        _require_choice("engine.launcher", self.launcher, self.LAUNCHERS)
+        self._validate_launcher()
         if self.kind == "openai" and not self.url:
             raise ConfigError(
                 "engine.url is required for engine.kind='openai' "
@@ -84,6 +112,64 @@ class EngineConfig:
         _require_positive("engine.threads", self.threads, allow_zero=True)
         _require_positive("engine.startup_timeout_s", self.startup_timeout_s)
         _require_positive("engine.stop_grace_s", self.stop_grace_s, allow_zero=True)
+        _require_positive("engine.pull_timeout_s", self.pull_timeout_s)
+        _require_positive("engine.n_gpu_layers", self.n_gpu_layers, allow_zero=True)
+        _require_choice("engine.flash_attn", self.flash_attn, self.FLASH_ATTN_MODES)
+        if self.kv_cache_type is not None and self.kind in self.KV_CACHE_TYPES:
+            _require_choice(
+                f"engine.kv_cache_type (engine.kind={self.kind!r})",
+                self.kv_cache_type,
+                self.KV_CACHE_TYPES[self.kind],
+            )
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(
+                f"engine.gpu_memory_utilization={self.gpu_memory_utilization!r} is not valid; "
+                "it must be > 0 and <= 1"
+            )
+        if not re.fullmatch(r"-1|\d+(\.\d+)?(ms|s|m|h)?", self.ollama_keep_alive):
+            raise ConfigError(
+                f"engine.ollama_keep_alive={self.ollama_keep_alive!r} is not valid; "
+                "give -1 (for ever), seconds, or a duration such as 30m or 2h"
+            )
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.compose_project):
+            raise ConfigError(
+                f"engine.compose_project={self.compose_project!r} is not valid; use lowercase "
+                "letters, digits, '-' and '_', starting with a letter or digit"
+            )
+        self._validate_image()
+
+    def _validate_launcher(self) -> None:
+        llamacpp_kinds = ("llamacpp", "llamacpp_embedded")
+        if self.launcher == "embedded" and self.kind not in llamacpp_kinds:
+            raise ConfigError(
+                f"engine.launcher='embedded' is not valid for engine.kind={self.kind!r}; "
+                "choose one of: auto, compose, native (embedded is llama.cpp only)"
+            )
+        if self.kind == "llamacpp_embedded" and self.launcher not in ("auto", "embedded"):
+            raise ConfigError(
+                f"engine.launcher={self.launcher!r} is not valid for engine.kind="
+                "'llamacpp_embedded'; choose one of: auto, embedded (for llama-server under "
+                "compose or natively use engine=llamacpp or engine=llamacpp-cpu)"
+            )
+
+    def _validate_image(self) -> None:
+        if self.image is None:
+            return
+        name, _, digest = self.image.partition("@")
+        last = name.rsplit("/", 1)[-1]
+        tag = last.partition(":")[2]
+        if digest:
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+                raise ConfigError(
+                    f"engine.image={self.image!r} is not valid; a digest is @sha256:<64 hex>"
+                )
+            return
+        if not tag or tag == "latest":
+            raise ConfigError(
+                f"engine.image={self.image!r} is not valid; pin a version tag "
+                f"(e.g. {name.rsplit(':', 1)[0]}:<version>), since 'latest' changes under a "
+                "benchmark"
+            )
 
 
 @dataclass
@@ -155,13 +241,23 @@ class WorkloadConfig:
 
 @dataclass
 class LoadConfig:
-    """How hard to push: the concurrency ladder and the bounds of each level."""
+    """How hard to push, level by level, and the bounds of each level.
+
+    mode=concurrency: closed loop, one level per `concurrency` entry (N workers).
+    mode=rate: open loop, one level per `rate` entry (requests/s, `arrival` schedule),
+    at most `max_concurrency` in flight (0: no cap).
+    mode=burst: one level per `concurrency` entry, fired in waves of N at once.
+    A level ends after `requests_per_level` requests or `max_duration_s`, whichever first.
+    """
 
     mode: str = "concurrency"
     concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    rate: list[float] = field(default_factory=list)
+    arrival: str = "poisson"
+    max_concurrency: int = 0
     requests_per_level: int = 16
-    # Each level sends at least this many requests per worker, so high levels are not
-    # measured on a single wave.
+    # Each closed-loop level sends at least this many requests per worker, so high levels
+    # are not measured on a single wave.
     min_requests_per_worker: int = 2
     max_duration_s: float | None = None
     warmup_requests: int = 2
@@ -170,19 +266,32 @@ class LoadConfig:
     # Workers start spread evenly over this many seconds, so that requests of identical
     # length do not move in lock-step waves (0: all workers start at once).
     ramp_up_s: float = 0.0
+    # Client processes per level; 0: one, or more when the streams would saturate a core.
+    client_processes: int = 0
     # Targets for goodput (share of requests meeting both); null: goodput not computed.
     goodput_ttft_ms: float | None = None
     goodput_tpot_ms: float | None = None
 
     def validate(self) -> None:
         _require_choice("load.mode", self.mode, LOAD_MODES)
-        if not self.concurrency:
-            raise ConfigError("load.concurrency is empty; give at least one level, e.g. [1,4]")
-        for level in self.concurrency:
-            if not isinstance(level, int) or level < 1:
+        _require_choice("load.arrival", self.arrival, ARRIVALS)
+        if self.mode == "rate":
+            if not self.rate:
                 raise ConfigError(
-                    f"load.concurrency contains {level!r}; every level must be an integer >= 1"
+                    "load.rate is empty; mode=rate needs request rates, e.g. load.rate=[1,2,4]"
                 )
+            for rate in self.rate:
+                if rate <= 0:
+                    raise ConfigError(f"load.rate contains {rate!r}; every rate must be > 0")
+        else:
+            if not self.concurrency:
+                raise ConfigError("load.concurrency is empty; give at least one level, e.g. [1,4]")
+            for level in self.concurrency:
+                if not isinstance(level, int) or level < 1:
+                    raise ConfigError(
+                        f"load.concurrency contains {level!r}; every level must be an integer >= 1"
+                    )
+        _require_positive("load.max_concurrency", self.max_concurrency, allow_zero=True)
         _require_positive("load.requests_per_level", self.requests_per_level)
         _require_positive("load.min_requests_per_worker", self.min_requests_per_worker, True)
         _require_positive("load.max_duration_s", self.max_duration_s)
@@ -190,11 +299,20 @@ class LoadConfig:
         _require_positive("load.request_timeout_s", self.request_timeout_s)
         _require_positive("load.connect_timeout_s", self.connect_timeout_s)
         _require_positive("load.ramp_up_s", self.ramp_up_s, allow_zero=True)
+        _require_positive("load.client_processes", self.client_processes, allow_zero=True)
         _require_positive("load.goodput_ttft_ms", self.goodput_ttft_ms)
         _require_positive("load.goodput_tpot_ms", self.goodput_tpot_ms)
 
+    def levels(self) -> list[tuple[int, float | None]]:
+        """(concurrency, rate) of every level, in order."""
+        if self.mode == "rate":
+            return [(self.max_concurrency, float(rate)) for rate in self.rate]
+        return [(level, None) for level in self.concurrency]
+
     def requests_for_level(self, concurrency: int) -> int:
         """Requests sent at one level: the configured count, raised to cover every worker."""
+        if self.mode == "rate":
+            return self.requests_per_level
         return max(self.requests_per_level, concurrency * self.min_requests_per_worker)
 
 

@@ -16,6 +16,7 @@ class RequestRecord:
     request_id: int
     concurrency: int
     worker: int
+    level: int = 0  # index of the load level in its job
     status: str = "ok"  # ok | error
     error_type: str | None = None
     error_text: str | None = None

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+import orjson
 
 FAULTS = (
     "none",  # a well-formed stream
@@ -43,6 +46,9 @@ class Behaviour:
     fault: str = "none"
     fault_after_tokens: int = 3
     model: str = "reference"
+    # How late each content chunk left the server versus its schedule (ms): the server's
+    # own share of any timing error, served at GET /stats.
+    lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
 
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
@@ -60,105 +66,244 @@ def _chunk(model: str, created: int, choices: list[dict[str, Any]], **extra: Any
         "choices": choices,
         **extra,
     }
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-
-async def _sleep_until(deadline: float) -> None:
-    delay = deadline - time.perf_counter()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
 def _delta(chat: bool, text: str) -> dict[str, Any]:
     return {"delta": {"content": text}} if chat else {"text": text}
 
 
-async def _stream(request: web.Request, behaviour: Behaviour, chat: bool) -> web.StreamResponse:
-    started = time.perf_counter()
-    try:
-        body = await request.json()
-    except json.JSONDecodeError:
-        return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
-    if behaviour.fault in ("http_500", "http_429"):
-        status = int(behaviour.fault[-3:])
-        return web.json_response({"error": {"message": f"injected {status}"}}, status=status)
-    tokens = int(body.get("max_tokens") or behaviour.output_tokens)
-    prompt_tokens = len(json.dumps(body.get("messages") or body.get("prompt") or "").split())
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    created = int(time.time())
-    model = behaviour.model
-    if chat:
-        role = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-        await response.write(_chunk(model, created, [role]))
-    for index in range(tokens):
-        await _sleep_until(started + (behaviour.ttft_ms + index * behaviour.itl_ms) / 1000.0)
-        if index == behaviour.fault_after_tokens:
-            if behaviour.fault == "cut_stream":
-                request.transport.close()
-                return response
-            if behaviour.fault == "malformed":
-                await response.write(b"data: {not json\n\n")
-            if behaviour.fault == "error_event":
-                await response.write(b'data: {"error": {"message": "injected failure"}}\n\n')
-            if behaviour.fault == "stall":
-                await asyncio.sleep(3600)
-        choice = {"index": 0, **_delta(chat, f"t{index} "), "finish_reason": None}
-        await response.write(_chunk(model, created, [choice]))
-    if behaviour.fault == "no_done":
-        await response.write_eof()
-        return response
-    finish = {"index": 0, **_delta(chat, ""), "finish_reason": "length"}
-    await response.write(_chunk(model, created, [finish]))
-    if behaviour.fault != "no_usage":
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": tokens,
-            "total_tokens": prompt_tokens + tokens,
-        }
-        await response.write(_chunk(model, created, [], usage=usage))
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
-    return response
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+)
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
-def make_app(behaviour: Behaviour) -> web.Application:
-    """The aiohttp application: /health, /v1/models and the two streaming endpoints."""
+def _framed(payload: bytes) -> bytes:
+    """One piece of a chunked HTTP body."""
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        return await _stream(request, behaviour, chat=True)
 
-    async def completions(request: web.Request) -> web.StreamResponse:
-        return await _stream(request, behaviour, chat=False)
+def _json_response(status: int, body: Any) -> bytes:
+    data = orjson.dumps(body)
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    )
+    return head.encode() + data
 
-    async def models(_: web.Request) -> web.Response:
-        return web.json_response(
-            {"object": "list", "data": [{"id": behaviour.model, "object": "model"}]}
-        )
 
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+class _Stream:
+    """One streamed response, written by timer callbacks on an absolute schedule."""
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    app.router.add_post("/v1/completions", completions)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/health", health)
-    return app
+    def __init__(self, connection: _Connection, body: dict[str, Any], chat: bool) -> None:
+        self.connection, self.chat = connection, chat
+        self.behaviour = behaviour = connection.behaviour
+        self.started = time.perf_counter()
+        self.tokens = int(body.get("max_tokens") or behaviour.output_tokens)
+        prompt = body.get("messages") or body.get("prompt") or ""
+        self.prompt_tokens = len(orjson.dumps(prompt).split())
+        self.created = int(time.time())
+        self.loop = asyncio.get_running_loop()
+        self.clock_offset = self.loop.time() - self.started
+        self.handle: asyncio.TimerHandle | None = None
+
+    def begin(self) -> None:
+        first = _STREAM_HEAD
+        if self.chat:
+            role = {
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "finish_reason": None,
+            }
+            first += _framed(_chunk(self.behaviour.model, self.created, [role]))
+        self.connection.write(first)
+        self._schedule(0)
+
+    def _schedule(self, index: int) -> None:
+        b = self.behaviour
+        scheduled = self.started + (b.ttft_ms + index * b.itl_ms) / 1000.0
+        self.handle = self.loop.call_at(scheduled + self.clock_offset, self._emit, index, scheduled)
+
+    def _emit(self, index: int, scheduled: float) -> None:
+        b = self.behaviour
+        b.lateness_ms.append((time.perf_counter() - scheduled) * 1000.0)
+        out = b""
+        if index == b.fault_after_tokens and b.fault != "none":
+            if b.fault == "cut_stream":
+                self.connection.abort()
+                return
+            if b.fault == "stall":
+                return  # nothing more is ever sent
+            if b.fault == "malformed":
+                out += _framed(b"data: {not json\n\n")
+            if b.fault == "error_event":
+                out += _framed(b'data: {"error": {"message": "injected failure"}}\n\n')
+        choice = {"index": 0, **_delta(self.chat, f"t{index} "), "finish_reason": None}
+        out += _framed(_chunk(b.model, self.created, [choice]))
+        if index + 1 < self.tokens:
+            self.connection.write(out)
+            self._schedule(index + 1)
+            return
+        self.connection.write(out + self._ending())
+        self.connection.stream_done()
+
+    def _ending(self) -> bytes:
+        b = self.behaviour
+        if b.fault == "no_done":
+            return b"0\r\n\r\n"
+        finish = {"index": 0, **_delta(self.chat, ""), "finish_reason": "length"}
+        out = _framed(_chunk(b.model, self.created, [finish]))
+        if b.fault != "no_usage":
+            usage = {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.tokens,
+                "total_tokens": self.prompt_tokens + self.tokens,
+            }
+            out += _framed(_chunk(b.model, self.created, [], usage=usage))
+        return out + _framed(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+
+    def cancel(self) -> None:
+        if self.handle:
+            self.handle.cancel()
+
+
+class _Connection(asyncio.Protocol):
+    """A minimal HTTP/1.1 server connection: enough for OpenAI-style clients, and cheap,
+    so that the instrument is not the bottleneck it is meant to measure."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.buffer = b""
+        self.transport: Any = None  # asyncio's or uvloop's TCP transport
+        self.stream: _Stream | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.stream:
+            self.stream.cancel()
+        self.transport = None
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def stream_done(self) -> None:
+        self.stream = None
+        self._next_request()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.stream is None:
+            self._next_request()
+
+    def _next_request(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].decode("latin-1").split("\r\n")
+        headers = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = self.buffer[end + 4 : end + 4 + length]
+        self.buffer = self.buffer[end + 4 + length :]
+        method, path = (head[0].split(" ") + ["", ""])[:2]
+        self._route(method, path, body)
+
+    def _route(self, method: str, path: str, body: bytes) -> None:
+        path, _, query = path.partition("?")
+        b = self.behaviour
+        if method == "GET" and path == "/health":
+            self.write(_json_response(200, {"status": "ok"}))
+        elif method == "GET" and path == "/v1/models":
+            data = [{"id": b.model, "object": "model"}]
+            self.write(_json_response(200, {"object": "list", "data": data}))
+        elif method == "GET" and path == "/stats":
+            values = sorted(b.lateness_ms)
+            if "reset" in query:
+                b.lateness_ms.clear()
+            self.write(_json_response(200, {"lateness_ms": _percentiles(values)}))
+        elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
+            self._start_stream(body, chat=path.endswith("chat/completions"))
+            return
+        else:
+            self.write(_json_response(404, {"error": {"message": f"no route {method} {path}"}}))
+        self._next_request()
+
+    def _start_stream(self, raw: bytes, chat: bool) -> None:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.write(_json_response(400, {"error": {"message": "body is not JSON"}}))
+            return self._next_request()
+        if self.behaviour.fault in ("http_500", "http_429"):
+            status = int(self.behaviour.fault[-3:])
+            self.write(_json_response(status, {"error": {"message": f"injected {status}"}}))
+            return self._next_request()
+        self.stream = _Stream(self, body, chat)
+        self.stream.begin()
+
+
+def _percentiles(sorted_values: list[float]) -> dict[str, float | int | None]:
+    if not sorted_values:
+        return {"p50": None, "p99": None, "max": None, "n": 0}
+
+    def at(q: float) -> float:
+        return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": sorted_values[-1], "n": len(sorted_values)}
 
 
 async def serve(behaviour: Behaviour, host: str, port: int) -> None:
     """Serve until cancelled; print the base URL on one line once listening."""
-    runner = web.AppRunner(make_app(behaviour), access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
-    await site.start()
-    bound_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _Connection(behaviour), host, port, backlog=4096, reuse_address=True
+    )
+    bound_port = server.sockets[0].getsockname()[1]
     print(f"listening on http://{host}:{bound_port}/v1", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+@contextmanager
+def running(**options: object) -> Iterator[str]:
+    """Start the reference server in its own process with these options; yield its /v1 URL."""
+    args = [sys.executable, "-m", "harness.reference_server", "--port", "0"]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        await asyncio.Event().wait()
+        line = process.stdout.readline() if process.stdout else ""
+        if not line.startswith("listening on "):
+            stderr = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"reference server did not start: {line!r} {stderr[-2000:]}")
+        yield line.split()[-1]
     finally:
-        await runner.cleanup()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

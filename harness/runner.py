@@ -11,8 +11,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint
-from harness.client.scheduler import LevelPlan, run_closed_loop, warm_up
+from harness.client.processes import auto_processes, run_level_in_processes
+from harness.client.scheduler import LevelOutcome, LevelPlan, warm_up
 from harness.config import BenchConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
 from harness.environment import config_hash, machine_info, software_info
@@ -28,6 +30,12 @@ log = logging.getLogger(__name__)
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _level_name(mode: str, concurrency: int, rate: float | None) -> str:
+    if mode == "rate":
+        return f"rate={rate:g}/s"
+    return f"{'burst' if mode == 'burst' else 'concurrency'}={concurrency}"
 
 
 def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
@@ -155,21 +163,23 @@ class Job:
                     f"every warm-up request failed; first error: {warm[0].error_type}: "
                     f"{warm[0].error_text}"
                 )
-        total = sum(load.requests_for_level(c) for c in load.concurrency)
+        levels = load.levels()
+        total = sum(load.requests_for_level(c) for c, _ in levels)
         next_id = 0
         with tqdm(total=total, unit="req", desc="benchmark", mininterval=0.5) as bar:
-            for concurrency in load.concurrency:
+            for index, (concurrency, rate) in enumerate(levels):
+                name = _level_name(load.mode, concurrency, rate)
                 if not self.engine.alive():
                     raise EngineError(
-                        f"the engine stopped before concurrency {concurrency}; "
+                        f"the engine stopped before level {index + 1} ({name}); "
                         f"see {self.engine.log_path}"
                     )
-                bar.set_postfix_str(f"concurrency={concurrency}")
+                bar.set_postfix_str(name)
                 count = load.requests_for_level(concurrency)
-                self._run_level(endpoint, specs, concurrency, count, next_id, bar)
+                self._run_level(endpoint, specs, index, concurrency, rate, count, next_id, bar)
                 next_id += count
 
-    def _run_level(self, endpoint, specs, concurrency, count, first_id, bar) -> None:  # noqa: ANN001
+    def _run_level(self, endpoint, specs, index, concurrency, rate, count, first_id, bar) -> None:  # noqa: ANN001
         load = self.bench.load
         plan = LevelPlan(
             concurrency,
@@ -179,7 +189,13 @@ class Job:
             load.connect_timeout_s,
             keep_alive=self.bench.engine.keep_alive,
             ramp_up_s=load.ramp_up_s,
+            mode=load.mode,
+            rate_per_s=rate,
+            arrival=load.arrival,
+            seed=self.bench.seed + index,
+            level_index=index,
         )
+        processes = load.client_processes or auto_processes(plan)
         records: list[RequestRecord] = []
 
         def on_record(record: RequestRecord) -> None:
@@ -189,35 +205,50 @@ class Job:
 
         metrics_before = self.engine.scrape()
         status = "interrupted"
+        outcome: LevelOutcome | None = None
         try:
-            asyncio.run(
-                run_closed_loop(endpoint, specs, plan, on_record, first_request_id=first_id)
-            )
+            outcome = run_level_in_processes(endpoint, specs, plan, on_record, first_id, processes)
             status = level_status(records, self.engine.alive())
         finally:
-            self._record_level(records, concurrency, status, metrics_before)
+            self._record_level(records, plan, status, metrics_before, outcome)
 
     def _record_level(
         self,
         records: list[RequestRecord],
-        concurrency: int,
+        plan: LevelPlan,
         status: str,
         metrics_before: dict[str, float],
+        outcome: LevelOutcome | None,
     ) -> None:
         load = self.bench.load
         level = summarize_level(
             records,
-            concurrency,
+            plan.concurrency,
             ttft_target_ms=load.goodput_ttft_ms,
             tpot_target_ms=load.goodput_tpot_ms,
         )
-        level["status"] = status
+        level.update(
+            status=status,
+            level_index=plan.level_index,
+            mode=plan.mode,
+            rate_per_s=plan.rate_per_s,
+            stopped_by_deadline=outcome.stopped_by_deadline if outcome else None,
+        )
         if records and self.sampler:
             start = min(r.start_mono_s for r in records)
             end = max(r.end_mono_s for r in records)
             level.update(self.sampler.peak(start, end))
         else:
             level.update(peak_memory_mib=None, peak_memory_kind=None)
+        client = summarize_client(outcome.client) if outcome else None
+        level["client"] = client
+        level["client_flags"] = client["flags"] if client else []
+        if level["client_flags"]:
+            log.warning(
+                "level %s: the client may have distorted the figures: %s",
+                plan.level_index + 1,
+                ", ".join(level["client_flags"]),
+            )
         metrics_after = self.engine.scrape() if self.engine.alive() else {}
         level["engine_metrics"] = {"before": metrics_before, "after": metrics_after}
         self.summary["levels"].append(level)

@@ -1,20 +1,39 @@
-"""Closed-loop load: N workers, each sends its next request when its last one finishes."""
+"""When requests are sent: closed-loop concurrency, open-loop rate, and bursts.
+
+- concurrency: N workers, each sends its next request when its last one finishes.
+- rate: requests arrive on a seeded Poisson or constant schedule, whatever is in flight
+  (optionally capped at `concurrency` in flight).
+- burst: waves of N requests fired at once; the next wave when the last one finished.
+
+One process runs a level here; `harness.client.processes` spreads a level over several
+processes, each running its `Share` of it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
+from harness.client.arrivals import arrival_offsets_s
+from harness.client.monitor import ClientLoad, LoopMonitor
 from harness.client.openai_api import Endpoint, RequestSpec, mark_cancelled, send_streaming
 from harness.records import RequestRecord
+
+LOAD_MODES = ("concurrency", "rate", "burst")
 
 
 @dataclass
 class LevelPlan:
+    """One level. `concurrency`: workers (concurrency), wave size (burst), or the cap on
+    requests in flight (rate; 0: no cap)."""
+
     concurrency: int
     num_requests: int
     max_duration_s: float | None
@@ -22,6 +41,21 @@ class LevelPlan:
     connect_timeout_s: float
     keep_alive: bool = True
     ramp_up_s: float = 0.0  # workers start spread evenly over this time (0: all at once)
+    mode: str = "concurrency"
+    rate_per_s: float | None = None
+    arrival: str = "poisson"
+    seed: int = 0
+    level_index: int = 0
+
+
+@dataclass
+class Share:
+    """The part of a level one process runs: request indices i with i % count == index."""
+
+    index: int = 0
+    count: int = 1
+    t0_mono_s: float | None = None  # common start of the level across processes
+    claim: Callable[[], int] | None = None  # next request index of a closed loop (shared)
 
 
 @dataclass
@@ -30,17 +64,187 @@ class LevelOutcome:
     started_mono_s: float
     ended_mono_s: float
     stopped_by_deadline: bool
+    client: list[ClientLoad] = field(default_factory=list)
 
 
-def new_session(keep_alive: bool) -> aiohttp.ClientSession:
-    """One session per worker, holding at most one connection.
+def new_session(keep_alive: bool, limit: int = 1) -> aiohttp.ClientSession:
+    """A session whose connections are reused only with keep-alive.
 
     Without keep-alive every request opens a new connection (about 1 ms more TTFT on
     loopback): llama.cpp's server drops a kept-alive connection after a streamed response
     while the client still trusts it ("Server disconnected" on the next request).
     """
-    connector = aiohttp.TCPConnector(limit=1, force_close=not keep_alive)
+    connector = aiohttp.TCPConnector(limit=limit, force_close=not keep_alive)
     return aiohttp.ClientSession(connector=connector)
+
+
+class _Level:
+    """State shared by the request tasks of one level in one process."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        specs: Sequence[RequestSpec],
+        plan: LevelPlan,
+        on_record: Callable[[RequestRecord], None],
+        first_request_id: int,
+        share: Share,
+    ) -> None:
+        self.endpoint, self.specs, self.plan = endpoint, specs, plan
+        self.on_record, self.first_request_id, self.share = on_record, first_request_id, share
+        self.records: list[RequestRecord] = []
+        self.timeout = aiohttp.ClientTimeout(
+            total=plan.request_timeout_s, sock_connect=plan.connect_timeout_s
+        )
+        self.started = share.t0_mono_s or time.perf_counter()
+        self.deadline = self.started + plan.max_duration_s if plan.max_duration_s else None
+        self.stopped_by_deadline = False
+
+    def past_deadline(self) -> bool:
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.stopped_by_deadline = True
+            return True
+        return False
+
+    async def send(self, session: aiohttp.ClientSession, index: int, worker: int) -> None:
+        record = RequestRecord(
+            request_id=self.first_request_id + index,
+            concurrency=self.plan.concurrency,
+            worker=worker,
+            level=self.plan.level_index,
+        )
+        try:
+            spec = self.specs[index % len(self.specs)]
+            await send_streaming(session, self.endpoint, spec, record, self.timeout)
+        except asyncio.CancelledError:
+            mark_cancelled(record)
+            raise
+        finally:
+            self.records.append(record)
+            self.on_record(record)
+
+
+async def _sleep_until(deadline_mono_s: float) -> None:
+    delay = deadline_mono_s - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _closed_loop(level: _Level) -> None:
+    plan, share = level.plan, level.share
+    counter = iter(range(plan.num_requests))
+    claim = share.claim or (lambda: next(counter, plan.num_requests))
+
+    async def worker(worker_id: int) -> None:
+        if plan.ramp_up_s > 0:
+            await _sleep_until(level.started + plan.ramp_up_s * worker_id / plan.concurrency)
+        async with new_session(plan.keep_alive) as session:
+            while not level.past_deadline():
+                index = claim()
+                if index >= plan.num_requests:
+                    return
+                await level.send(session, index, worker_id)
+
+    workers = range(share.index, plan.concurrency, share.count)
+    await _gather_all([worker(w) for w in workers])
+
+
+async def _open_loop(level: _Level, monitor: LoopMonitor) -> None:
+    plan, share = level.plan, level.share
+    assert plan.rate_per_s is not None
+    offsets = arrival_offsets_s(plan.num_requests, plan.rate_per_s, plan.arrival, plan.seed)
+    cap = math.ceil(plan.concurrency / share.count) if plan.concurrency > 0 else 0
+    gate = asyncio.Semaphore(cap) if cap else None
+    tasks: list[asyncio.Task[None]] = []
+
+    # open loop has no workers; `worker` is the client process
+    async def capped(session: aiohttp.ClientSession, index: int) -> None:
+        if gate is None:
+            await level.send(session, index, share.index)
+            return
+        async with gate:
+            await level.send(session, index, share.index)
+
+    async with new_session(plan.keep_alive, limit=cap) as session:
+        try:
+            for index in range(share.index, plan.num_requests, share.count):
+                scheduled = level.started + offsets[index]
+                await _sleep_until(scheduled)
+                if level.past_deadline():
+                    break
+                monitor.load.late_send_ms.append((time.perf_counter() - scheduled) * 1000.0)
+                tasks.append(asyncio.create_task(capped(session, index)))
+            await asyncio.gather(*tasks)
+        finally:
+            await _cancel_all(tasks)
+
+
+async def _bursts(level: _Level) -> None:
+    plan, share = level.plan, level.share
+    mine = list(range(share.index, plan.num_requests, share.count))
+    wave = max(1, math.ceil(plan.concurrency / share.count))
+    async with new_session(plan.keep_alive, limit=wave) as session:
+        for start in range(0, len(mine), wave):
+            if level.past_deadline():
+                return
+            batch = mine[start : start + wave]
+            await _gather_all(
+                [level.send(session, i, share.index + n * share.count) for n, i in enumerate(batch)]
+            )
+
+
+async def _gather_all(coroutines: list[Any]) -> None:
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_level(
+    endpoint: Endpoint,
+    specs: Sequence[RequestSpec],
+    plan: LevelPlan,
+    on_record: Callable[[RequestRecord], None],
+    first_request_id: int = 0,
+    share: Share | None = None,
+) -> LevelOutcome:
+    """Run (this process's share of) one level; every finished record goes to `on_record`
+    as soon as it completes. The duration bound stops new requests; those in flight finish
+    (bounded by the request timeout)."""
+    if plan.mode not in LOAD_MODES:
+        raise ValueError(f"mode={plan.mode!r} is not one of {', '.join(LOAD_MODES)}")
+    level = _Level(endpoint, specs, plan, on_record, first_request_id, share or Share())
+    if level.share.t0_mono_s:
+        await _sleep_until(level.share.t0_mono_s)
+    monitor = LoopMonitor()
+    monitor.start()
+    # A full garbage collection over a level's many small objects stalls the event loop for
+    # tens of ms (seen as loop lag and late chunks); records are freed by reference counting.
+    gc_was_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        if plan.mode == "concurrency":
+            await _closed_loop(level)
+        elif plan.mode == "rate":
+            await _open_loop(level, monitor)
+        else:
+            await _bursts(level)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        gc.unfreeze()
+        client = await monitor.stop()
+    return LevelOutcome(
+        level.records, level.started, time.perf_counter(), level.stopped_by_deadline, [client]
+    )
 
 
 async def run_closed_loop(
@@ -50,53 +254,8 @@ async def run_closed_loop(
     on_record: Callable[[RequestRecord], None],
     first_request_id: int = 0,
 ) -> LevelOutcome:
-    """Run one level; every finished record goes to `on_record` as soon as it completes."""
-    timeout = aiohttp.ClientTimeout(
-        total=plan.request_timeout_s, sock_connect=plan.connect_timeout_s
-    )
-    next_index = 0
-    records: list[RequestRecord] = []
-    started = time.perf_counter()
-    deadline = started + plan.max_duration_s if plan.max_duration_s else None
-    stopped_by_deadline = False
-
-    async def worker(worker_id: int) -> None:
-        nonlocal next_index, stopped_by_deadline
-        if plan.ramp_up_s > 0:
-            await asyncio.sleep(plan.ramp_up_s * worker_id / plan.concurrency)
-        async with new_session(plan.keep_alive) as session:
-            while next_index < plan.num_requests:
-                if deadline is not None and time.perf_counter() >= deadline:
-                    stopped_by_deadline = True
-                    return
-                index = next_index
-                next_index += 1
-                record = RequestRecord(
-                    request_id=first_request_id + index,
-                    concurrency=plan.concurrency,
-                    worker=worker_id,
-                )
-                try:
-                    await send_streaming(
-                        session, endpoint, specs[index % len(specs)], record, timeout
-                    )
-                except asyncio.CancelledError:
-                    mark_cancelled(record)
-                    records.append(record)
-                    on_record(record)
-                    raise
-                records.append(record)
-                on_record(record)
-
-    # The duration bound stops new requests; those in flight finish (bounded by the timeout).
-    tasks = [asyncio.create_task(worker(i)) for i in range(plan.concurrency)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return LevelOutcome(records, started, time.perf_counter(), stopped_by_deadline)
+    """A closed-loop level in this process (kept for callers that want only this mode)."""
+    return await run_level(endpoint, specs, plan, on_record, first_request_id)
 
 
 async def warm_up(

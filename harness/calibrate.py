@@ -1,0 +1,188 @@
+"""`make calibrate`: how accurate and how fast the client is on this machine.
+
+Drives the reference server (exactly known TTFT and inter-token delays) at rising
+concurrency and request rates, and prints: the client's TTFT and ITL error against the
+injected truth (p50, p99), with the server's own lateness beside it; the highest
+streamed token rate and request rate the client sustains against a zero-delay server;
+and the client's CPU time per 1k tokens. Results are also written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.client.monitor import summarize_client
+from harness.client.openai_api import Endpoint, RequestSpec
+from harness.client.processes import auto_processes, run_level_in_processes
+from harness.client.scheduler import LevelPlan
+from harness.config import machine_id
+from harness.metrics import summarize_level
+from harness.reference_server import running
+
+TTFT_MS = 50.0
+ITL_MS = 10.0
+
+
+def _server_lateness(url: str) -> dict[str, Any]:
+    root = url[: -len("/v1")]
+    with urllib.request.urlopen(f"{root}/stats?reset=1", timeout=10) as response:
+        return json.loads(response.read())["lateness_ms"]
+
+
+def _level(
+    url: str, plan: LevelPlan, tokens: int, processes: int | None
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    endpoint = Endpoint(base_url=url, model="reference")
+    count = processes or auto_processes(plan)
+    started = time.perf_counter()
+    outcome = run_level_in_processes(
+        endpoint, [RequestSpec("calibrate", tokens)], plan, lambda r: None, 0, count
+    )
+    wall_s = time.perf_counter() - started
+    level = summarize_level(outcome.records, plan.concurrency)
+    return level, summarize_client(outcome.client), wall_s
+
+
+def _error(level: dict[str, Any], key: str, stat: str, truth: float) -> float | None:
+    value = level[key][stat]
+    return None if value is None else value - truth
+
+
+def accuracy(streams: Iterable[int], processes: int | None, quick: bool) -> list[dict[str, Any]]:
+    """TTFT/ITL error at each number of concurrent streams (closed loop)."""
+    rows = []
+    with running(ttft_ms=TTFT_MS, itl_ms=ITL_MS) as url:
+        for n in streams:
+            requests = max(32, (2 if quick else 3) * n)
+            plan = LevelPlan(n, requests, None, 120, 30, keep_alive=True, ramp_up_s=1.0)
+            _server_lateness(url)
+            level, client, _ = _level(url, plan, 32, processes)
+            late = _server_lateness(url)
+            rows.append(
+                {
+                    "streams": n,
+                    "processes": client["processes"],
+                    "ok": f"{level['requests_ok']}/{level['requests_sent']}",
+                    "ttft_err_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
+                    "ttft_err_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
+                    "itl_err_p50_ms": _error(level, "itl_ms", "p50", ITL_MS),
+                    "itl_err_p99_ms": _error(level, "itl_ms", "p99", ITL_MS),
+                    "server_late_p50_ms": late["p50"],
+                    "server_late_p99_ms": late["p99"],
+                    "client_cpu_max": client["cpu_fraction_max"],
+                    "loop_lag_p99_ms": client["loop_lag_ms"]["p99"],
+                    "flags": ",".join(client["flags"]) or "-",
+                }
+            )
+            print(f"  accuracy: {n} streams done", file=sys.stderr)
+    return rows
+
+
+def rates(rates_per_s: Iterable[float], processes: int | None) -> list[dict[str, Any]]:
+    """TTFT error and send lateness for open-loop Poisson arrivals."""
+    rows = []
+    with running(ttft_ms=TTFT_MS, itl_ms=ITL_MS) as url:
+        for rate in rates_per_s:
+            requests = int(max(50, rate * 3))
+            plan = LevelPlan(0, requests, None, 120, 30, mode="rate", rate_per_s=rate, seed=1)
+            level, client, _ = _level(url, plan, 16, processes)
+            rows.append(
+                {
+                    "rate_per_s": rate,
+                    "processes": client["processes"],
+                    "achieved_req_per_s": level["requests_per_s"],
+                    "ttft_err_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
+                    "ttft_err_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
+                    "late_send_p99_ms": client["late_send_ms"]["p99"],
+                    "flags": ",".join(client["flags"]) or "-",
+                }
+            )
+            print(f"  rate: {rate}/s done", file=sys.stderr)
+    return rows
+
+
+def throughput(streams: Iterable[int], process_counts: Iterable[int]) -> list[dict[str, Any]]:
+    """Streamed tokens/s and requests/s against a server that never waits."""
+    rows = []
+    with running(ttft_ms=0, itl_ms=0) as url:
+        for processes in process_counts:
+            for n in streams:
+                for tokens, label in ((256, "tokens"), (1, "requests")):
+                    requests = max(64, 4 * n) if tokens > 1 else max(400, 8 * n)
+                    plan = LevelPlan(n, requests, None, 120, 30, keep_alive=True)
+                    level, client, wall_s = _level(url, plan, tokens, processes)
+                    total_tokens = level["output_tokens_total"]
+                    rows.append(
+                        {
+                            "measure": label,
+                            "streams": n,
+                            "processes": processes,
+                            "ok": f"{level['requests_ok']}/{level['requests_sent']}",
+                            "tokens_per_s": level["aggregate_output_tokens_per_s"],
+                            "requests_per_s": level["requests_per_s"],
+                            "client_cpu_s_per_1k_tokens": (
+                                client["cpu_s"] / total_tokens * 1000 if total_tokens else None
+                            ),
+                            "client_cpu_max": client["cpu_fraction_max"],
+                        }
+                    )
+                print(f"  throughput: {n} streams x {processes} processes done", file=sys.stderr)
+    return rows
+
+
+def _print(title: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n### {title}\n")
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".2f"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", default="1,16,64,256,1024", help="comma list")
+    parser.add_argument("--rates", default="20,50,100,200", help="comma list, req/s")
+    parser.add_argument("--throughput-streams", default="16,64,256", help="comma list")
+    parser.add_argument("--processes", type=int, default=0, help="0: automatic")
+    parser.add_argument("--quick", action="store_true", help="fewer requests per level")
+    parser.add_argument("--out", default="results/_calibration", help="JSON output folder")
+    args = parser.parse_args(argv)
+    processes = args.processes or None
+    cores = os.cpu_count() or 1
+    print(f"calibrating the client on {cores} cores (injected TTFT {TTFT_MS} ms, ITL {ITL_MS} ms)")
+    report = {
+        "machine_id": machine_id(None),
+        "cores": cores,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "accuracy": accuracy(_ints(args.streams), processes, args.quick),
+        "rates": rates([float(r) for r in args.rates.split(",")], processes),
+        "throughput": throughput(_ints(args.throughput_streams), sorted({1, min(2, cores), cores})),
+    }
+    _print(
+        "TTFT / ITL error vs the injected truth (closed loop, 32 tokens per request)",
+        report["accuracy"],
+    )
+    _print("Open-loop Poisson arrivals (16 tokens per request)", report["rates"])
+    _print("Client capacity against a zero-delay server", report["throughput"])
+    out = Path(args.out) / report["machine_id"]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"calibration-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {path}")
+    return 0
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
