@@ -18,6 +18,7 @@ from harness.client.scheduler import LevelOutcome, LevelPlan, warm_up
 from harness.config import BenchConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
 from harness.environment import config_hash, machine_info, software_info
+from harness.fit import predict_for_config
 from harness.metrics import summarize_level
 from harness.records import RequestRecord
 from harness.report.table import run_table
@@ -102,6 +103,7 @@ class Job:
             )
             baseline = self.sampler.baseline()
             model_info = self.engine.provision()
+            self.summary["predicted_memory"] = self._predict_memory(model_info)
             self._write_environment(model=model_info, memory_baseline_mib=baseline)
             log.info("starting %s (log: %s)", bench.engine.name, self.engine.log_path)
             self.engine.start()
@@ -129,6 +131,29 @@ class Job:
         finally:
             self._finish()
         return self.summary
+
+    def _predict_memory(self, model_info: dict[str, Any]) -> dict[str, Any]:
+        """fit.py's prediction for this deployment, to stand beside the measured peak."""
+        engine, gpus = self.bench.engine, self.environment["machine"].get("gpus") or []
+        on_cpu = engine.kind == "llamacpp_embedded" or not gpus
+        path = model_info.get("path")
+        try:
+            prediction = predict_for_config(
+                self.bench.model,
+                engine.kind,
+                engine.ctx_size,
+                engine.parallel,
+                gguf_path=Path(path) if path else None,
+                kv_type=getattr(engine, "kv_cache_type", None),
+                device="cpu" if on_cpu else "gpu",
+                gpu_total_mib=None if on_cpu else gpus[0].get("memory_total_mib"),
+                gpu_util=getattr(engine, "gpu_memory_utilization", 0.9),
+                flash_attn=getattr(engine, "flash_attn", "auto") != "off",
+            )
+        except Exception as exc:  # a model without known architecture: say so, measure on
+            log.info("no memory prediction: %s", exc)
+            return {"total_mib": None, "error": str(exc)}
+        return prediction.to_dict()
 
     def _endpoint(self) -> Endpoint:
         workload = self.bench.workload
@@ -240,6 +265,9 @@ class Job:
             level.update(self.sampler.peak(start, end))
         else:
             level.update(peak_memory_mib=None, peak_memory_kind=None)
+        level["predicted_memory_mib"] = (self.summary.get("predicted_memory") or {}).get(
+            "total_mib"
+        )
         client = summarize_client(outcome.client) if outcome else None
         level["client"] = client
         level["client_flags"] = client["flags"] if client else []
