@@ -15,7 +15,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import ConfigError, register, to_bench_config
+from harness.environment import config_hash
+from harness.preflight import PreflightError, check_results_dir, results_from_argv
 from harness.report.table import run_table
+from harness.resume import find_previous_run
 from harness.runner import run_job
 from harness.store import SUMMARY_FILE
 
@@ -41,10 +44,21 @@ def main(cfg: DictConfig) -> str:
         if multirun:
             return "config_error"
         sys.exit(2)
+    try:
+        check_results_dir(Path(bench.results), bench.min_free_disk_mib)
+    except PreflightError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"cannot store results: {exc}", file=sys.stderr)
+        if multirun:
+            return "preflight_error"
+        sys.exit(2)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    summary = run_job(bench, resolved, run_dir)
+    previous = find_previous_run(run_dir, config_hash(resolved)) if bench.resume else None
+    if previous is not None:
+        run_dir = _continue_in(previous, run_dir)
+    summary = run_job(bench, resolved, run_dir, resume=previous is not None)
     if bench.print_table:
         print()
         print(run_table(summary))
@@ -53,8 +67,40 @@ def main(cfg: DictConfig) -> str:
         print(f"run {summary['status']}: {summary.get('error')}", file=sys.stderr)
         if not multirun:
             sys.exit(1)
+        if bench.on_failure == "stop":
+            raise SweepStopped(f"job {run_dir.name} {summary['status']} (on_failure=stop)")
     return summary["status"]
 
 
-if __name__ == "__main__":
+class SweepStopped(RuntimeError):
+    """Raised in a sweep with on_failure=stop: Hydra stops launching further jobs."""
+
+
+def _continue_in(previous: Path, fresh: Path) -> Path:
+    """resume: go on in the previous run directory; the fresh one Hydra made goes away."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+            appended = logging.FileHandler(previous / "bench.log")
+            appended.setFormatter(handler.formatter)
+            root.addHandler(appended)
+    shutil.rmtree(fresh, ignore_errors=True)
+    log.info("resuming %s", previous)
+    print(f"resuming {previous}")
+    return previous
+
+
+def cli() -> None:
+    """Refuse an unwritable store before Hydra tries to make the run directory in it."""
+    try:
+        check_results_dir(results_from_argv(sys.argv[1:]), 0)
+    except PreflightError as exc:
+        print(f"cannot store results: {exc}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -23,6 +23,7 @@ API_FLAVOURS = ("chat", "completions")
 LOAD_MODES = ("concurrency", "rate", "burst")
 ARRIVALS = ("poisson", "constant")
 GPU_MODES = ("auto", "on", "off")
+ON_FAILURE = ("continue", "stop")
 
 
 class ConfigError(ValueError):
@@ -353,6 +354,16 @@ class BenchConfig:
     results: str = "results"
     seed: int = 0
     print_table: bool = True
+    # Skip levels a previous run of the same config (same hash) already finished.
+    resume: bool = False
+    # In a sweep, what a failed job does to the jobs after it: continue or stop.
+    on_failure: str = "continue"
+    # Refuse to start with less free space than this under `results`.
+    min_free_disk_mib: int = 200
+
+    def validate(self) -> None:
+        _require_choice("on_failure", self.on_failure, ON_FAILURE)
+        _require_positive("min_free_disk_mib", self.min_free_disk_mib, allow_zero=True)
 
 
 def slug(value: Any) -> str:
@@ -387,4 +398,5 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
     assert isinstance(bench, BenchConfig)
     for section in (bench.engine, bench.model, bench.workload, bench.load, bench.telemetry):
         section.validate()
+    bench.validate()
     return bench

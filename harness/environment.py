@@ -86,6 +86,7 @@ def software_info() -> dict[str, Any]:
 
 def config_hash(config: dict[str, Any]) -> str:
     """A stable hash of what decides the measurement (not where results go)."""
-    relevant = {k: v for k, v in config.items() if k not in ("results", "print_table", "machine")}
+    ignored = ("results", "print_table", "machine", "resume", "on_failure", "min_free_disk_mib")
+    relevant = {k: v for k, v in config.items() if k not in ignored}
     text = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ class Behaviour:
     fault: str = "none"
     fault_after_tokens: int = 3
     model: str = "reference"
+    api_key: str | None = None  # when set, requests must carry "Authorization: Bearer <key>"
     # How late each content chunk left the server versus its schedule (ms): the server's
     # own share of any timing error, served at GET /stats.
     lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
@@ -226,6 +228,10 @@ class _Connection(asyncio.Protocol):
         body = self.buffer[end + 4 : end + 4 + length]
         self.buffer = self.buffer[end + 4 + length :]
         method, path = (head[0].split(" ") + ["", ""])[:2]
+        key = self.behaviour.api_key
+        if key and headers.get("authorization") != f"Bearer {key}":
+            self.write(_json_response(401, {"error": {"message": "missing or wrong API key"}}))
+            return self._next_request()
         self._route(method, path, body)
 
     def _route(self, method: str, path: str, body: bytes) -> None:
@@ -316,6 +322,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault", choices=FAULTS, default="none")
     parser.add_argument("--fault-after-tokens", type=int, default=3)
     parser.add_argument("--model", default="reference")
+    parser.add_argument("--api-key-env", help="require the key held in this variable")
     return parser.parse_args(argv)
 
 
@@ -328,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         fault=args.fault,
         fault_after_tokens=args.fault_after_tokens,
         model=args.model,
+        api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
     )
     try:
         import uvloop  # optional: a faster event loop where installed

@@ -17,11 +17,13 @@ from harness.client.processes import auto_processes, run_level_in_processes
 from harness.client.scheduler import LevelOutcome, LevelPlan, warm_up
 from harness.config import BenchConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
+from harness.engines.base import log_tail
 from harness.environment import config_hash, machine_info, software_info
 from harness.fit import predict_for_config
 from harness.metrics import summarize_level
 from harness.records import RequestRecord
 from harness.report.table import run_table
+from harness.resume import prepare_resume
 from harness.store import SUMMARY_SCHEMA_VERSION, TABLE_FILE, TELEMETRY_FILE, RunWriter
 from harness.telemetry.sampler import Sampler
 from harness.workload import build_specs
@@ -51,9 +53,12 @@ def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
 class Job:
     """Holds the state of one job so that an interruption can still write it out."""
 
-    def __init__(self, bench: BenchConfig, resolved: dict[str, Any], run_dir: Path) -> None:
+    def __init__(
+        self, bench: BenchConfig, resolved: dict[str, Any], run_dir: Path, resume: bool = False
+    ) -> None:
         self.bench = bench
         self.run_dir = run_dir
+        previous, self.done_levels = prepare_resume(run_dir) if resume else ({}, set())
         self.writer = RunWriter(run_dir)
         self.engine: Engine = create_engine(bench.engine, bench.model, run_dir)
         self.machine = machine_id(bench.machine.label)
@@ -75,8 +80,11 @@ class Job:
                 "engine_ctx_size": bench.engine.ctx_size,
                 "config_hash": config_hash(resolved),
             },
-            "levels": [],
+            "levels": previous.get("levels", []),
         }
+        if resume:
+            self.summary["started_at"] = previous.get("started_at", self.summary["started_at"])
+            self.summary["resumed_at"] = [*previous.get("resumed_at", []), _now()]
         self.environment: dict[str, Any] = {
             "machine": machine_info(self.machine),
             "software": software_info(),
@@ -126,8 +134,13 @@ class Job:
             raise
         except EngineError as exc:
             self.summary["status"] = "failed"
-            self.summary["error"] = str(exc)
-            log.error("%s", exc)
+            message = str(exc)
+            if self.engine.log_path.exists() and "log" not in message:
+                message += (
+                    f"\nlast lines of {self.engine.log_path}:\n{log_tail(self.engine.log_path)}"
+                )
+            self.summary["error"] = message
+            log.error("%s", message)
         finally:
             self._finish()
         return self.summary
@@ -194,13 +207,18 @@ class Job:
         with tqdm(total=total, unit="req", desc="benchmark", mininterval=0.5) as bar:
             for index, (concurrency, rate) in enumerate(levels):
                 name = _level_name(load.mode, concurrency, rate)
+                count = load.requests_for_level(concurrency)
+                if index in self.done_levels:
+                    log.info("level %d (%s) already finished: skipped (resume)", index + 1, name)
+                    bar.update(count)
+                    next_id += count
+                    continue
                 if not self.engine.alive():
                     raise EngineError(
                         f"the engine stopped before level {index + 1} ({name}); "
                         f"see {self.engine.log_path}"
                     )
                 bar.set_postfix_str(name)
-                count = load.requests_for_level(concurrency)
                 self._run_level(endpoint, specs, index, concurrency, rate, count, next_id, bar)
                 next_id += count
 
@@ -280,6 +298,7 @@ class Job:
         metrics_after = self.engine.scrape() if self.engine.alive() else {}
         level["engine_metrics"] = {"before": metrics_before, "after": metrics_after}
         self.summary["levels"].append(level)
+        self.summary["levels"].sort(key=lambda lv: lv.get("level_index", 0))
         self.writer.write_summary(self.summary)
 
     def _finish(self) -> None:
@@ -298,5 +317,7 @@ class Job:
         self.writer.close()
 
 
-def run_job(bench: BenchConfig, resolved: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    return Job(bench, resolved, run_dir).run()
+def run_job(
+    bench: BenchConfig, resolved: dict[str, Any], run_dir: Path, resume: bool = False
+) -> dict[str, Any]:
+    return Job(bench, resolved, run_dir, resume).run()

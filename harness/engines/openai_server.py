@@ -41,6 +41,17 @@ class ExternalOpenAI(Engine):
 
     def _models(self) -> list[str]:
         status, body = http_get(f"{self.base_url}/models", timeout_s=5, headers=self._headers())
+        if status in (401, 403):
+            given = self.engine_cfg.api_key_env
+            raise EngineError(
+                f"the server at {self.base_url} refused the request (HTTP {status}): "
+                + (
+                    f"check the key in ${given}"
+                    if given and self.api_key()
+                    else "it wants an API key; set engine.api_key_env to the name of the "
+                    "environment variable that holds it"
+                )
+            )
         if status != 200:
             raise OSError(f"GET /v1/models answered {status}")
         return [m.get("id", "") for m in json.loads(body).get("data", [])]
