@@ -112,7 +112,8 @@ class Sampler:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
-        self._file.close()
+        with self._lock:
+            self._file.close()
 
     def sample_once(self) -> None:
         now_mono, now_wall = time.perf_counter(), time.time()
@@ -164,7 +165,8 @@ class Sampler:
         """Peak memory between two instants, of the primary kind, plus per-device detail."""
         with self._lock:
             window = [s for s in self.samples if start_mono_s <= s.t_mono_s <= end_mono_s]
-            self._file.flush()
+            if not self._file.closed:
+                self._file.flush()
         per_device: dict[str, float] = {}
         for sample in window:
             key = f"{sample.source}:{sample.device}"

@@ -1,0 +1,45 @@
+"""GPU tier: the NVML sampler against a known allocation (run where a GPU is present)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.telemetry.nvml import Nvml
+from harness.telemetry.sampler import Sampler
+from tests.support.allocators import GPU_ALLOCATOR, start
+
+pytestmark = pytest.mark.gpu
+ALLOCATED_MIB = 4096
+
+if not Nvml().available:
+    pytest.skip(f"no NVIDIA GPU here: {Nvml().reason}", allow_module_level=True)
+
+
+def test_the_sampler_sees_a_4_gib_allocation_within_1_percent(tmp_path: Path) -> None:
+    child = start(GPU_ALLOCATOR, ALLOCATED_MIB)
+    sampler = Sampler(tmp_path / "telemetry.csv", 50, "on", lambda: [child.pid])
+    try:
+        assert child.stdout and child.stdout.readline().strip() == "context"
+        sampler.start()
+        time.sleep(1.0)
+        before = sampler.peak(0, time.perf_counter())
+        assert child.stdin
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "allocated"
+        mark = time.perf_counter()
+        time.sleep(1.0)
+        after = sampler.peak(mark, time.perf_counter())
+    finally:
+        sampler.stop()
+        child.kill()
+        child.wait()
+    assert before["peak_memory_kind"] == "gpu"
+    grown = after["peak_memory_mib"] - before["peak_memory_mib"]
+    assert grown == pytest.approx(ALLOCATED_MIB, rel=0.01)
+    per_process = after["peak_memory_by_device_mib"].get("gpu_process:engine")
+    if per_process is not None:  # NVML reports per-process use on most drivers
+        assert per_process >= ALLOCATED_MIB
