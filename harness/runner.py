@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint
@@ -204,7 +205,10 @@ class Job:
         levels = load.levels()
         total = sum(load.requests_for_level(c) for c, _ in levels)
         next_id = 0
-        with tqdm(total=total, unit="req", desc="benchmark", mininterval=0.5) as bar:
+        with (
+            logging_redirect_tqdm(),
+            tqdm(total=total, unit="req", desc="benchmark", mininterval=0.5) as bar,
+        ):
             for index, (concurrency, rate) in enumerate(levels):
                 name = _level_name(load.mode, concurrency, rate)
                 count = load.requests_for_level(concurrency)
