@@ -1,0 +1,132 @@
+"""The report: tables, figures and one self-contained report.html (no network resources).
+
+Figures are embedded as base64 SVG data URIs, styles inline, so the page opens offline and
+can be mailed or attached to an issue as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from harness.metrics import METRICS
+from harness.report.figures import draw_all, save
+from harness.report.frame import Store, level_table
+from harness.report.tables import View, fmt, write_csv, write_tables
+
+FIGURE_CAPTIONS = {
+    "aggregate_throughput": "Aggregate output tokens per second against concurrency.",
+    "per_request_throughput": "Mean output tokens per second of one request (output / E2E).",
+    "ttft": "Time to first token: p50 line, p90 dashed, shaded up to p99.",
+    "inter_token_latency": "Median inter-token latency and time per output token.",
+    "latency_cdf": "Empirical CDFs of TTFT and end-to-end latency, per concurrency level.",
+    "memory": "Measured peak memory (GPU through NVML, or process RSS) beside the prediction.",
+}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
+       color: #222; padding: 0 1rem; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.85rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
+th { background: #f0f3f7; }
+.caption, figcaption { color: #555; font-size: 0.85rem; }
+figure { margin: 1rem 0 2rem; } img { max-width: 100%; height: auto; }
+.warning { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.5rem 1rem; }
+"""
+
+
+def svg_data_uri(path: Path) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def page(title: str, body: Sequence[str]) -> str:
+    """A complete HTML document around the given body fragments."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{escape(title)}</h1>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )
+
+
+def runs_view(frame: pd.DataFrame) -> View:
+    """Every run read from the store, with its status and where its code came from."""
+    levels = level_table(frame)
+    rows = []
+    for run_path, group in levels.groupby("run_path", sort=True):
+        first = group.iloc[0]
+        statuses = ", ".join(
+            f"{int(c)}: {s}"
+            for c, s in zip(group["concurrency"], group["level_status"], strict=True)
+        )
+        commit = str(first["git_commit"])[:10]
+        rows.append(
+            [
+                str(run_path),
+                first["machine_label"],
+                first["gpu_name"],
+                first["engine"],
+                first["run_status"],
+                statuses,
+                first["harness_version"],
+                fmt(commit),
+            ]
+        )
+    headers = [
+        "run",
+        "machine",
+        "GPU",
+        "engine",
+        "run status",
+        "levels (concurrency: status)",
+        "harness",
+        "commit",
+    ]
+    return View("Runs", "Every run directory read from the store.", headers, rows)
+
+
+def metrics_view() -> View:
+    rows = [[m.label, m.unit, m.better, m.definition] for m in METRICS.values()]
+    return View("Metric definitions", "", ["metric", "unit", "better", "definition"], rows)
+
+
+def _skipped_note(store: Store) -> str:
+    if not store.skipped:
+        return ""
+    items = "".join(f"<li>{escape(path)}: {escape(reason)}</li>" for path, reason in store.skipped)
+    return f'<div class="warning"><p>Run directories skipped:</p><ul>{items}</ul></div>'
+
+
+def write_report(
+    store: Store, out: Path, concurrency: int | None = None, title: str = "Benchmark report"
+) -> Path:
+    """Tables (.md, .csv), figures (.png, .svg), the tidy frame (frame.csv) and report.html."""
+    out.mkdir(parents=True, exist_ok=True)
+    views = write_tables(store.frame, out, concurrency)
+    write_csv(store.frame, out / "frame.csv")
+    figures_dir = out / "figures"
+    body = [_skipped_note(store), "<h2>Tables</h2>"]
+    body += [view.html() for shown in views.values() for view in shown]
+    body.append("<h2>Figures</h2>")
+    for name, plot in draw_all(store.results, store.frame).items():
+        _, svg = save(plot, figures_dir, name)
+        body.append(
+            f'<figure id="{name}"><img alt="{escape(FIGURE_CAPTIONS[name])}" '
+            f'src="{svg_data_uri(svg)}"><figcaption>{escape(FIGURE_CAPTIONS[name])}'
+            "</figcaption></figure>"
+        )
+    body += ["<h2>About the data</h2>", runs_view(store.frame).html(), metrics_view().html()]
+    path = out / "report.html"
+    path.write_text(page(title, [part for part in body if part]))
+    return path
+
+
+def write_compare_page(view: View, out: Path) -> Path:
+    """compare.html: the machine comparison table on its own page."""
+    path = out / "compare.html"
+    path.write_text(page("Machines compared", [view.html(), metrics_view().html()]))
+    return path

@@ -1,0 +1,156 @@
+"""A store of real-shaped runs for the report tests, made from one reference run.
+
+The reference run (tests/data/store) is a real llama.cpp run with its requests trimmed to
+four per level. Variants scale its speed by a known factor, so every ratio the report shows
+is known in advance: throughput x factor, latencies / factor.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+REFERENCE_STORE = Path(__file__).resolve().parents[1] / "data" / "store"
+REFERENCE_RUN = (
+    REFERENCE_STORE / "default" / "vm" / "llamacpp-embedded__gemma3-270m__20261125T013540568616Z"
+)
+THROUGHPUT_KEYS = (
+    "output_tokens_per_s_per_request",
+    "decode_tokens_per_s_per_request",
+    "aggregate_output_tokens_per_s",
+    "requests_per_s",
+)
+LATENCY_KEYS = ("ttft_ms", "ttfb_ms", "itl_ms", "tpot_ms", "e2e_ms")
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+def _scaled(value: Any, factor: float) -> Any:
+    if isinstance(value, dict):
+        return {k: (v if k == "n" or v is None else v * factor) for k, v in value.items()}
+    return None if value is None else value * factor
+
+
+def _level(level: dict[str, Any], speed: float, memory: dict[str, Any]) -> dict[str, Any]:
+    level = copy.deepcopy(level)
+    for key in THROUGHPUT_KEYS:
+        level[key] = _scaled(level[key], speed)
+    for key in LATENCY_KEYS:
+        level[key] = _scaled(level[key], 1 / speed)
+    level["wall_time_s"] /= speed
+    level["peak_memory_mib"] *= memory.get("peak_factor", 1.0)
+    level["peak_memory_kind"] = memory.get("kind", level["peak_memory_kind"])
+    if "predicted_mib" in memory:
+        level["predicted_memory_mib"] = memory["predicted_mib"]
+        level["client_flags"] = []
+    return level
+
+
+def _record(line: str, speed: float) -> str:
+    record = json.loads(line)
+    for key in ("ttft_ms", "ttfb_ms", "e2e_ms"):
+        record[key] /= speed
+    record["chunk_times_ms"] = [t / speed for t in record["chunk_times_ms"]]
+    record["end_mono_s"] = record["start_mono_s"] + (record["e2e_ms"] / 1000.0)
+    return json.dumps(record) + "\n"
+
+
+def write_run(
+    results: Path,
+    machine_id: str,
+    engine: str,
+    stamp: str,
+    *,
+    speed: float = 1.0,
+    parallel: int = 4,
+    concurrency: tuple[int, ...] = (1, 2, 4, 8),
+    status: str = "complete",
+    level_status: dict[int, str] | None = None,
+    gpu: str | None = None,
+    memory: dict[str, Any] | None = None,
+    machine_label: str | None = None,
+) -> Path:
+    """A run dir like the reference one, for another machine/engine/settings and speed."""
+    summary = json.loads((REFERENCE_RUN / "summary.json").read_text())
+    environment = json.loads((REFERENCE_RUN / "environment.json").read_text())
+    kind = engine.replace("-", "_")
+    summary.update(
+        status=status,
+        started_at=f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}"
+        f":{stamp[11:13]}:{stamp[13:15]}+00:00",
+    )
+    summary["run"].update(
+        machine_id=machine_id, engine=engine, engine_kind=kind, engine_parallel=parallel
+    )
+    summary["levels"] = [
+        _level(level, speed, memory or {})
+        for level in summary["levels"]
+        if level["concurrency"] in concurrency
+    ]
+    for level in summary["levels"]:
+        level["status"] = (level_status or {}).get(level["concurrency"], "ok")
+    environment["machine"].update(machine_id=machine_id, hostname=machine_id)
+    environment["machine"]["gpus"] = [{"index": 0, "name": gpu}] if gpu else []
+    environment["config"]["machine"]["label"] = machine_label
+    run_dir = results / "default" / machine_id / f"{engine}__gemma3-270m__{stamp}"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (run_dir / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")
+    config = (REFERENCE_RUN / ".hydra" / "config.yaml").read_text()
+    (run_dir / ".hydra" / "config.yaml").write_text(config.replace("llamacpp-embedded", engine))
+    lines = (REFERENCE_RUN / "requests.jsonl").read_text().splitlines()
+    (run_dir / "requests.jsonl").write_text(
+        "".join(
+            _record(line, speed) for line in lines if json.loads(line)["concurrency"] in concurrency
+        )
+    )
+    return run_dir
+
+
+def build_store(results: Path) -> Path:
+    """Two machines x two engines, plus a superseded run, an interrupted one, a broken one.
+
+    vm: llamacpp-embedded (speed 1; an older run at speed 0.5 it supersedes), ollama
+    (speed 1.5), llamacpp-embedded parallel=1 interrupted after levels 1 and 2.
+    gpu-box (labelled "H100 box"): the same two cells at twice the vm's speed, GPU memory
+    ten times the vm's RSS. A half-written run dir on vm is skipped.
+    """
+    write_run(
+        results, "vm", "llamacpp-embedded", "20261124T100000000000Z", speed=0.5, concurrency=(1, 2)
+    )
+    write_run(results, "vm", "llamacpp-embedded", "20261125T013540568616Z")
+    write_run(
+        results,
+        "vm",
+        "ollama",
+        "20261125T030000000000Z",
+        speed=1.5,
+        memory={"predicted_mib": 600.0},
+    )
+    write_run(
+        results,
+        "vm",
+        "llamacpp-embedded",
+        "20261125T040000000000Z",
+        parallel=1,
+        concurrency=(1, 2),
+        status="interrupted",
+        level_status={2: "interrupted"},
+    )
+    gpu_memory = {"kind": "gpu", "peak_factor": 10.0, "predicted_mib": 5000.0}
+    for engine, speed in (("llamacpp-embedded", 2.0), ("ollama", 3.0)):
+        write_run(
+            results,
+            "gpu-box",
+            engine,
+            "20261125T050000000000Z",
+            speed=speed,
+            gpu=H100,
+            memory=gpu_memory,
+            machine_label="H100 box",
+        )
+    broken = results / "default" / "vm" / "ollama__gemma3-270m__20261125T060000000000Z"
+    broken.mkdir(parents=True)
+    (broken / "summary.json").write_text('{"schema_version": 1, "status": "runn')
+    return results
