@@ -111,6 +111,7 @@ class Job:
                 bench.telemetry.process_rss,
             )
             baseline = self.sampler.baseline()
+            self.engine.preflight()  # fail fast (no GPU, no Docker, port taken) before pulls
             model_info = self.engine.provision()
             self.summary["predicted_memory"] = self._predict_memory(model_info)
             self._write_environment(model=model_info, memory_baseline_mib=baseline)

@@ -18,7 +18,10 @@ class EngineError(RuntimeError):
 
 
 class Engine(ABC):
-    """provision -> start -> wait_ready -> (levels) -> stop. Versions and metrics on demand."""
+    """preflight -> provision -> start -> wait_ready -> (levels) -> stop.
+
+    Versions, settings and metrics on demand.
+    """
 
     def __init__(self, engine_cfg: EngineConfig, model_cfg: ModelConfig, run_dir: Path) -> None:
         self.engine_cfg = engine_cfg
@@ -35,6 +38,10 @@ class Engine(ABC):
     @abstractmethod
     def served_model(self) -> str:
         """The model name requests must carry."""
+
+    def preflight(self) -> None:
+        """Fail within seconds, before any download, when the engine cannot start here."""
+        return None
 
     @abstractmethod
     def provision(self) -> dict[str, Any]:

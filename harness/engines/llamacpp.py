@@ -1,0 +1,170 @@
+"""llama.cpp's `llama-server`: native binary, or the server(-cuda) image under Compose."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from harness.config import ModelConfig
+from harness.engines.base import EngineError, http_get, parse_prometheus
+from harness.engines.provision import describe_gguf, resolve_gguf
+from harness.engines.served import ServedEngine
+
+GGUF_SOURCES = ("package", "gguf_file", "gguf_url")
+CONTAINER_MODELS_DIR = "/models"
+
+
+@cache
+def supports_flag(binary: str, flag: str) -> bool:
+    """Whether `binary --help` lists `flag` (older builds lack e.g. --fit)."""
+    try:
+        done = subprocess.run(
+            [binary, "--help"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag in done.stdout + done.stderr
+
+
+def gguf_model(model: ModelConfig) -> ModelConfig:
+    """The model config to resolve a GGUF from, or EngineError naming the field to set."""
+    if model.source in GGUF_SOURCES:
+        return model
+    if model.path:
+        return dataclasses.replace(model, source="gguf_file")
+    if model.url:
+        return dataclasses.replace(model, source="gguf_url")
+    raise EngineError(
+        f"llama.cpp needs a GGUF file, but model={model.name!r} (source={model.source!r}) "
+        "has none: set model.url=<GGUF download address> or model.path=<local .gguf file>"
+    )
+
+
+class LlamaServer(ServedEngine):
+    """`llama-server` with pinned slots, context per slot, GPU layers, flash attention, KV type."""
+
+    kind = "llamacpp"
+    default_binary = "llama-server"
+    default_service = "llamacpp"
+    container_port = 8080
+    health_path = "/health"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_path: Path | None = None
+
+    @property
+    def served_model(self) -> str:
+        return self.model_cfg.name
+
+    def check_model(self) -> None:
+        gguf_model(self.model_cfg)
+
+    def provision(self) -> dict[str, Any]:
+        self.preflight()
+        model = gguf_model(self.model_cfg)
+        self.model_path = resolve_gguf(model)
+        return describe_gguf(model, self.model_path)
+
+    def kv_cache_type(self) -> str:
+        return self.engine_cfg.kv_cache_type or "f16"
+
+    def server_args(self, model_path: str, host: str, port: int) -> list[str]:
+        """Arguments after the executable; the same natively and in the container."""
+        cfg = self.engine_cfg
+        return [
+            "--model",
+            model_path,
+            "--alias",
+            self.served_model,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            # llama-server splits its context among the slots: give each slot ctx_size.
+            "--ctx-size",
+            str(cfg.ctx_size * cfg.parallel),
+            "--parallel",
+            str(cfg.parallel),
+            "--n-gpu-layers",
+            str(cfg.n_gpu_layers),
+            "--flash-attn",
+            cfg.flash_attn,
+            "--cache-type-k",
+            self.kv_cache_type(),
+            "--cache-type-v",
+            self.kv_cache_type(),
+            "--metrics",
+        ]
+
+    def tail_args(self) -> list[str]:
+        """Threads (when pinned) and the user's extra arguments."""
+        threads = ["--threads", str(self.engine_cfg.threads)] if self.engine_cfg.threads else []
+        return [*threads, *self.engine_cfg.extra_args]
+
+    def native_command(self) -> list[str]:
+        if self.model_path is None:
+            raise EngineError("provision() must run before the server starts")
+        args = self.server_args(str(self.model_path), self.engine_cfg.host, self.port)
+        # --fit (on by default in recent builds) may resize what is not set explicitly.
+        fit = ["--fit", "off"] if supports_flag(self.binary, "--fit") else []
+        return [self.binary, *args, *fit, *self.tail_args()]
+
+    def compose_env(self) -> dict[str, str]:
+        if self.model_path is None:
+            raise EngineError("provision() must run before the server starts")
+        cfg = self.engine_cfg
+        env = {
+            "ENGINE_BIND_HOST": cfg.host,
+            "LLAMACPP_PORT": str(self.port),
+            "LLAMACPP_MODELS_DIR": str(self.model_path.parent),
+            "LLAMACPP_MODEL_FILE": self.model_path.name,
+            "LLAMACPP_ALIAS": self.served_model,
+            "LLAMACPP_CTX_SIZE": str(cfg.ctx_size * cfg.parallel),
+            "LLAMACPP_PARALLEL": str(cfg.parallel),
+            "LLAMACPP_N_GPU_LAYERS": str(cfg.n_gpu_layers),
+            "LLAMACPP_FLASH_ATTN": cfg.flash_attn,
+            "LLAMACPP_CACHE_TYPE": self.kv_cache_type(),
+            "LLAMACPP_EXTRA_ARGS": shlex.join(self.tail_args()),
+        }
+        if cfg.image:
+            env["LLAMACPP_IMAGE" if self.service == "llamacpp" else "LLAMACPP_CPU_IMAGE"] = (
+                cfg.image
+            )
+        return env
+
+    def props(self) -> dict[str, Any]:
+        return self.get_json("/props") or {}
+
+    def version(self) -> dict[str, Any]:
+        props = self.props()
+        return {
+            "engine": "llama.cpp (llama-server)",
+            "build_info": props.get("build_info"),
+            **self.launch_info(),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        props = self.props()
+        defaults = props.get("default_generation_settings", {})
+        cfg = self.engine_cfg
+        return {
+            "total_slots": props.get("total_slots"),
+            "ctx_per_slot": defaults.get("n_ctx"),
+            "model_ftype": props.get("model_ftype"),
+            "n_gpu_layers": cfg.n_gpu_layers,
+            "flash_attn": cfg.flash_attn,
+            "kv_cache_type": self.kv_cache_type(),
+            "threads": cfg.threads or None,
+        }
+
+    def scrape(self) -> dict[str, float]:
+        try:
+            status, body = http_get(f"{self.root_url}/metrics", timeout_s=5)
+        except OSError:
+            return {}
+        return parse_prometheus(body) if status == 200 else {}

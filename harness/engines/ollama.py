@@ -1,0 +1,205 @@
+"""Ollama: `ollama serve` natively or the ollama/ollama image; models pulled through its API.
+
+Context and parallelism are pinned explicitly (recent Ollama picks the context from the
+GPU's memory, up to 256K tokens, when nothing is set). Ollama has no Prometheus endpoint:
+`scrape` reads /api/ps (memory on the GPU and context of the loaded model).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from tqdm import tqdm
+
+from harness.engines.base import EngineError
+from harness.engines.served import ServedEngine
+
+PULL_READ_TIMEOUT_S = 120.0
+FLASH_ATTENTION_ENV = {"on": "1", "off": "0", "auto": ""}
+
+
+def post_json(url: str, payload: dict[str, Any], timeout_s: float) -> Any:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        return json.loads(response.read() or b"null")
+
+
+def pull_progress(lines: Any, bar: tqdm) -> dict[str, Any]:
+    """Follow /api/pull's streamed JSON lines on a progress bar; the last status line."""
+    last: dict[str, Any] = {}
+    for raw in lines:
+        if not raw.strip():
+            continue
+        event = json.loads(raw)
+        if "error" in event:
+            raise EngineError(f"ollama pull failed: {event['error']}")
+        last = event
+        if event.get("total"):
+            if bar.total != event["total"]:
+                bar.reset(total=event["total"])
+                bar.set_description(f"pull {event.get('digest', '')[7:19] or 'layer'}")
+            bar.n = event.get("completed", 0)
+            bar.refresh()
+        else:
+            bar.set_postfix_str(str(event.get("status", "")))
+    return last
+
+
+def ps_metrics(ps: dict[str, Any]) -> dict[str, float]:
+    """/api/ps as gauges: bytes in GPU memory, total bytes and context of each loaded model."""
+    values: dict[str, float] = {"ollama:models_loaded": float(len(ps.get("models", [])))}
+    for model in ps.get("models", []):
+        label = f'{{model="{model.get("name", "")}"}}'
+        values[f"ollama:size_vram_bytes{label}"] = float(model.get("size_vram", 0))
+        values[f"ollama:size_bytes{label}"] = float(model.get("size", 0))
+        if "context_length" in model:
+            values[f"ollama:context_length{label}"] = float(model["context_length"])
+    return values
+
+
+class Ollama(ServedEngine):
+    kind = "ollama"
+    default_binary = "ollama"
+    default_service = "ollama"
+    container_port = 11434
+    health_path = "/api/version"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_digest: str | None = None
+        self.pulled = False
+
+    @property
+    def tag(self) -> str:
+        return self.model_cfg.ollama_tag or ""
+
+    @property
+    def served_model(self) -> str:
+        return self.tag
+
+    def check_model(self) -> None:
+        if not self.model_cfg.ollama_tag:
+            raise EngineError(
+                f"Ollama needs an Ollama model tag, but model={self.model_cfg.name!r} has no "
+                "model.ollama_tag: set model.ollama_tag=<tag> (e.g. llama3.1:8b)"
+            )
+
+    def provision(self) -> dict[str, Any]:
+        """Checks only: the pull needs the server, so it happens once the server is up."""
+        self.preflight()
+        return {"name": self.model_cfg.name, "source": "ollama", "ollama_tag": self.tag}
+
+    def server_env(self, listen: str) -> dict[str, str]:
+        """The OLLAMA_* knobs, the same natively and in the container."""
+        cfg = self.engine_cfg
+        return {
+            "OLLAMA_HOST": listen,
+            "OLLAMA_NUM_PARALLEL": str(cfg.parallel),
+            "OLLAMA_CONTEXT_LENGTH": str(cfg.ctx_size),
+            "OLLAMA_KEEP_ALIVE": cfg.ollama_keep_alive,
+            "OLLAMA_MAX_LOADED_MODELS": "1",
+            "OLLAMA_FLASH_ATTENTION": FLASH_ATTENTION_ENV[cfg.flash_attn],
+            "OLLAMA_KV_CACHE_TYPE": cfg.kv_cache_type or "f16",
+        }
+
+    def native_command(self) -> list[str]:
+        return [self.binary, "serve", *self.engine_cfg.extra_args]
+
+    def native_env(self) -> dict[str, str]:
+        return self.server_env(f"{self.engine_cfg.host}:{self.port}")
+
+    def compose_env(self) -> dict[str, str]:
+        env = {
+            **self.server_env("0.0.0.0:11434"),
+            "ENGINE_BIND_HOST": self.engine_cfg.host,
+            "OLLAMA_PORT": str(self.port),
+        }
+        del env["OLLAMA_HOST"]  # fixed inside the container
+        if self.engine_cfg.image:
+            env["OLLAMA_IMAGE"] = self.engine_cfg.image
+        return env
+
+    def local_models(self) -> dict[str, str]:
+        tags = self.get_json("/api/tags") or {}
+        return {m.get("name", ""): m.get("digest", "") for m in tags.get("models", [])}
+
+    def _local_digest(self) -> str | None:
+        models = self.local_models()
+        name = self.tag if ":" in self.tag else f"{self.tag}:latest"
+        return models.get(self.tag) or models.get(name)
+
+    def pull(self) -> None:
+        """POST /api/pull, streamed progress on a bar; skipped when the tag is already here."""
+        if self._local_digest():
+            return
+        request = urllib.request.Request(
+            f"{self.root_url}/api/pull",
+            data=json.dumps({"model": self.tag, "stream": True}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with (
+                urllib.request.urlopen(request, timeout=PULL_READ_TIMEOUT_S) as response,
+                tqdm(unit="B", unit_scale=True, desc=f"pull {self.tag}") as bar,
+            ):
+                last = pull_progress(response, bar)
+        except (urllib.error.URLError, OSError) as exc:
+            raise EngineError(f"ollama pull {self.tag} failed: {exc}") from exc
+        if last.get("status") != "success":
+            raise EngineError(f"ollama pull {self.tag} ended without success: {last}")
+        self.pulled = True
+
+    def after_ready(self) -> None:
+        self.pull()
+        self.model_digest = self._local_digest()
+        # Load the model now, with the context it is measured at, so no level pays for it.
+        try:
+            post_json(
+                f"{self.root_url}/api/generate",
+                {
+                    "model": self.tag,
+                    "keep_alive": self.engine_cfg.ollama_keep_alive,
+                    "options": {"num_ctx": self.engine_cfg.ctx_size},
+                },
+                timeout_s=self.engine_cfg.startup_timeout_s,
+            )
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise EngineError(f"ollama could not load {self.tag}: {exc}") from exc
+
+    def version(self) -> dict[str, Any]:
+        answer = self.get_json("/api/version") or {}
+        return {
+            "engine": "ollama",
+            "version": answer.get("version"),
+            "model_tag": self.tag,
+            "model_digest": self.model_digest,
+            "pulled_now": self.pulled,
+            **self.launch_info(),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        cfg = self.engine_cfg
+        loaded = [m for m in (self.get_json("/api/ps") or {}).get("models", []) if m.get("name")]
+        model = loaded[0] if loaded else {}
+        return {
+            "num_parallel": cfg.parallel,
+            "context_length": model.get("context_length"),
+            "size_vram_bytes": model.get("size_vram"),
+            "size_bytes": model.get("size"),
+            "keep_alive": cfg.ollama_keep_alive,
+            "flash_attention": cfg.flash_attn,
+            "kv_cache_type": cfg.kv_cache_type or "f16",
+        }
+
+    def scrape(self) -> dict[str, float]:
+        ps = self.get_json("/api/ps", timeout_s=2)
+        return ps_metrics(ps) if ps else {}

@@ -1,0 +1,150 @@
+"""vLLM: `vllm serve` natively or the vllm/vllm-openai image; the model is an HF repo id.
+
+vLLM pre-allocates its KV cache to `gpu_memory_utilization` of the GPU and downloads the
+model itself (into the HF cache volume under Compose). An HF token is read from HF_TOKEN
+in the environment; only its name is ever recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from typing import Any
+
+from harness.engines.base import EngineError, http_get, parse_prometheus
+from harness.engines.served import ServedEngine
+
+HF_TOKEN_ENV = "HF_TOKEN"
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def split_labels(key: str) -> tuple[str, dict[str, str]]:
+    """'name{a="1",b="x"}' -> ('name', {'a': '1', 'b': 'x'})."""
+    name, _, labels = key.partition("{")
+    return name, dict(_LABEL.findall(labels))
+
+
+def keep_metric(key: str) -> bool:
+    """vLLM's own series, without histogram buckets (their _sum and _count stay)."""
+    name = key.partition("{")[0]
+    return name.startswith("vllm:") and not name.endswith(("_bucket", "_created"))
+
+
+class Vllm(ServedEngine):
+    kind = "vllm"
+    default_binary = "vllm"
+    default_service = "vllm"
+    container_port = 8000
+    health_path = "/health"
+    native_needs_gpu = True
+
+    @property
+    def served_model(self) -> str:
+        return self.model_cfg.name
+
+    @property
+    def hf_repo(self) -> str:
+        return self.model_cfg.hf_repo or ""
+
+    def check_model(self) -> None:
+        if not self.model_cfg.hf_repo:
+            raise EngineError(
+                f"vLLM needs a Hugging Face repository id, but model={self.model_cfg.name!r} "
+                "has no model.hf_repo: set model.hf_repo=<org/name> (e.g. "
+                "meta-llama/Llama-3.1-8B-Instruct)"
+            )
+
+    def provision(self) -> dict[str, Any]:
+        """Checks only: vLLM downloads the repository itself when it starts."""
+        self.preflight()
+        return {
+            "name": self.model_cfg.name,
+            "source": "hf_repo",
+            "hf_repo": self.hf_repo,
+            "hf_token_env": HF_TOKEN_ENV if os.environ.get(HF_TOKEN_ENV) else None,
+        }
+
+    def kv_cache_dtype(self) -> str:
+        return self.engine_cfg.kv_cache_type or "auto"
+
+    def server_args(self, host: str, port: int) -> list[str]:
+        """Arguments after `vllm serve`; the same natively and in the container."""
+        cfg = self.engine_cfg
+        return [
+            self.hf_repo,
+            "--served-model-name",
+            self.served_model,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--max-model-len",
+            str(cfg.ctx_size),
+            "--max-num-seqs",
+            str(cfg.parallel),
+            "--gpu-memory-utilization",
+            str(cfg.gpu_memory_utilization),
+            "--kv-cache-dtype",
+            self.kv_cache_dtype(),
+        ]
+
+    def native_command(self) -> list[str]:
+        args = self.server_args(self.engine_cfg.host, self.port)
+        return [self.binary, "serve", *args, *self.engine_cfg.extra_args]
+
+    def compose_env(self) -> dict[str, str]:
+        cfg = self.engine_cfg
+        env = {
+            "ENGINE_BIND_HOST": cfg.host,
+            "VLLM_PORT": str(self.port),
+            "VLLM_MODEL": self.hf_repo,
+            "VLLM_SERVED_NAME": self.served_model,
+            "VLLM_MAX_MODEL_LEN": str(cfg.ctx_size),
+            "VLLM_MAX_NUM_SEQS": str(cfg.parallel),
+            "VLLM_GPU_MEMORY_UTILIZATION": str(cfg.gpu_memory_utilization),
+            "VLLM_KV_CACHE_DTYPE": self.kv_cache_dtype(),
+            "VLLM_EXTRA_ARGS": shlex.join(cfg.extra_args),
+        }
+        if cfg.image:
+            env["VLLM_IMAGE"] = cfg.image
+        return env
+
+    def version(self) -> dict[str, Any]:
+        answer = self.get_json("/version") or {}
+        return {"engine": "vllm", "version": answer.get("version"), **self.launch_info()}
+
+    def _metrics(self) -> dict[str, float]:
+        try:
+            status, body = http_get(f"{self.root_url}/metrics", timeout_s=5)
+        except OSError:
+            return {}
+        return parse_prometheus(body) if status == 200 else {}
+
+    def settings(self) -> dict[str, Any]:
+        cfg = self.engine_cfg
+        models = (self.get_json("/v1/models") or {}).get("data", [])
+        served = next((m for m in models if m.get("id") == self.served_model), {})
+        cache: dict[str, str] = {}
+        for key in self._metrics():
+            name, labels = split_labels(key)
+            if name == "vllm:cache_config_info":
+                cache = labels
+        blocks, block_size = cache.get("num_gpu_blocks"), cache.get("block_size")
+        return {
+            "max_model_len": served.get("max_model_len"),
+            "max_num_seqs": cfg.parallel,
+            "gpu_memory_utilization": cache.get("gpu_memory_utilization"),
+            "kv_cache_dtype": cache.get("cache_dtype") or self.kv_cache_dtype(),
+            "num_gpu_blocks": int(blocks) if blocks and blocks.isdigit() else None,
+            "block_size": int(block_size) if block_size and block_size.isdigit() else None,
+            "kv_cache_tokens": (
+                int(blocks) * int(block_size)
+                if blocks and block_size and blocks.isdigit() and block_size.isdigit()
+                else None
+            ),
+            "enable_prefix_caching": cache.get("enable_prefix_caching"),
+        }
+
+    def scrape(self) -> dict[str, float]:
+        return {k: v for k, v in self._metrics().items() if keep_metric(k)}

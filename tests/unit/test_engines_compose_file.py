@@ -1,0 +1,196 @@
+"""docker/compose.yaml checked offline: health checks, GPUs, loopback ports, pinned images,
+named volumes, and the commands it renders from the harness's variables."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.config import BenchConfig, register, to_bench_config
+from harness.engines import create_engine
+from harness.engines.base import EngineError
+from harness.engines.compose import COMPOSE_FILE, interpolate, load_compose, render
+from harness.engines.llamacpp import LlamaServer
+from harness.engines.ollama import Ollama
+from harness.engines.served import ServedEngine
+from harness.engines.vllm import Vllm
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = load_compose()["services"]
+DEFAULT_RE = re.compile(r"^\$\{(?P<var>[A-Z_]+):-(?P<default>[^}]+)\}$")
+
+
+def compose_bench(*overrides: str) -> BenchConfig:
+    from hydra import compose, initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return to_bench_config(compose(config_name="config", overrides=list(overrides)))
+
+
+def engine_for(tmp_path: Path, *overrides: str) -> ServedEngine:
+    bench = compose_bench(*overrides)
+    engine = create_engine(bench.engine, bench.model, tmp_path)
+    assert isinstance(engine, ServedEngine)
+    engine.port = 8123
+    if isinstance(engine, LlamaServer):
+        engine.model_path = Path("/data/gguf/model-q4.gguf")
+    return engine
+
+
+def rendered(env: dict[str, str]) -> dict[str, Any]:
+    return render(load_compose(), env)["services"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_a_health_check(service: str) -> None:
+    check = SERVICES[service]["healthcheck"]
+    assert check["test"][0] == "CMD" and len(check["test"]) > 1
+    assert check["start_period"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_gpu_service_reserves_an_nvidia_gpu(service: str) -> None:
+    definition = SERVICES[service]
+    if "cpu" in definition.get("profiles", []):
+        assert "deploy" not in definition
+        return
+    devices = definition["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_ports_are_published_on_loopback_only(service: str) -> None:
+    for port in SERVICES[service]["ports"]:
+        assert port.startswith("${ENGINE_BIND_HOST:-127.0.0.1}:")
+    for port in rendered({})[service]["ports"]:
+        assert port.split(":")[0] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_images_are_pinned_variables_with_defaults(service: str) -> None:
+    match = DEFAULT_RE.match(SERVICES[service]["image"])
+    assert match, SERVICES[service]["image"]
+    tag = match["default"].rsplit(":", 1)[1]
+    assert tag != "latest" and re.search(r"\d", tag)
+
+
+def test_the_engine_configs_pin_the_same_images_as_the_compose_file() -> None:
+    for name in ("ollama", "vllm", "llamacpp", "llamacpp-cpu"):
+        config = yaml.safe_load((REPO / "conf" / "engine" / f"{name}.yaml").read_text())
+        service = config.get("service", name)
+        match = DEFAULT_RE.match(SERVICES[service]["image"])
+        assert match and match["default"] == config["image"], name
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_model_caches_are_named_volumes(service: str) -> None:
+    declared = load_compose()["volumes"]
+    for volume in SERVICES[service]["volumes"]:
+        source = volume.split(":")[0]
+        if source.startswith("${"):  # the host's GGUF folder, mounted read-only
+            assert volume.endswith(":ro")
+        else:
+            assert source in declared
+    caches = [v.split(":")[0] for v in SERVICES[service]["volumes"] if not v.startswith("$")]
+    assert caches, f"{service} keeps no model cache"
+
+
+def test_vllm_shares_host_memory_and_takes_the_token_from_the_shell() -> None:
+    vllm = SERVICES["vllm"]
+    assert vllm["ipc"] == "host"
+    assert vllm["environment"] == {"HF_TOKEN": None}  # passed through, value never in a file
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("${A}", {"A": "1"}, "1"),
+        ("$A-x", {"A": "1"}, "1-x"),
+        ("${A}", {}, ""),
+        ("${A:-d}", {}, "d"),
+        ("${A:-d}", {"A": ""}, "d"),
+        ("${A-d}", {"A": ""}, ""),
+        ("${A:--1}", {}, "-1"),
+        ("${A:+yes}", {"A": "1"}, "yes"),
+        ("${A:+yes}", {"A": ""}, ""),
+        ("${A:-${B:-x}}", {}, "x"),
+        ("$${A}", {"A": "1"}, "${A}"),
+        ("a $ b", {}, "a $ b"),
+    ],
+)
+def test_interpolation_follows_the_compose_rules(
+    text: str, env: dict[str, str], expected: str
+) -> None:
+    assert interpolate(text, env) == expected
+
+
+def test_a_required_variable_that_is_missing_is_an_error() -> None:
+    with pytest.raises(EngineError, match="MODEL is required: set it"):
+        interpolate("${MODEL:?set it}", {})
+
+
+def test_llamacpp_renders_the_same_arguments_as_the_native_server(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path, "engine=llamacpp", "engine.parallel=8", "engine.threads=6")
+    assert isinstance(engine, LlamaServer)
+    service = rendered(engine.compose_env())["llamacpp"]
+    expected = engine.server_args("/models/model-q4.gguf", "0.0.0.0", 8080)
+    assert shlex.split(service["command"]) == [*expected, "--fit", "off", "--threads", "6"]
+    assert service["ports"] == ["127.0.0.1:8123:8080"]
+    assert service["volumes"][0] == "/data/gguf:/models:ro"
+    assert service["image"] == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11347"
+
+
+def test_vllm_renders_the_same_arguments_as_vllm_serve(tmp_path: Path) -> None:
+    overrides = ("engine=vllm", "model.hf_repo=org/m", "engine.extra_args=[--dtype,half]")
+    engine = engine_for(tmp_path, *overrides)
+    assert isinstance(engine, Vllm)
+    service = rendered(engine.compose_env())["vllm"]
+    argv = [*service["entrypoint"], *shlex.split(service["command"])]
+    assert argv == ["vllm", "serve", *engine.server_args("0.0.0.0", 8000), "--dtype", "half"]
+    assert service["ports"] == ["127.0.0.1:8123:8000"]
+
+
+def test_ollama_renders_the_same_knobs_as_the_native_server(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path, "engine=ollama", "model.ollama_tag=m:1b", "engine.parallel=8")
+    assert isinstance(engine, Ollama)
+    service = rendered(engine.compose_env())["ollama"]
+    assert service["environment"] == engine.server_env("0.0.0.0:11434")
+    assert service["ports"] == ["127.0.0.1:8123:11434"]
+
+
+def test_an_image_override_reaches_the_service(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path, "engine=vllm", "engine.image=vllm/vllm-openai:v0.27.1")
+    assert rendered(engine.compose_env())["vllm"]["image"] == "vllm/vllm-openai:v0.27.1"
+
+
+def _compose_plugin() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    done = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(not _compose_plugin(), reason="the docker compose plugin is not installed")
+@pytest.mark.parametrize("name", ["ollama", "vllm", "llamacpp", "llamacpp-cpu"])
+def test_docker_compose_accepts_the_file_with_each_engines_variables(
+    name: str, tmp_path: Path
+) -> None:
+    engine = engine_for(tmp_path, f"engine={name}", "model.hf_repo=o/m", "model.ollama_tag=m:1")
+    service = engine.compose_service()
+    done = subprocess.run(
+        [*service.base_args(), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", **engine.compose_env()},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert COMPOSE_FILE.exists()
