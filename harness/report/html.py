@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.metrics import METRICS
+from harness.report.client import write_client_checks
 from harness.report.figures import draw_all, save
 from harness.report.frame import Store, level_table
 from harness.report.tables import View, fmt, write_csv, write_tables
@@ -111,6 +112,7 @@ def write_report(
     figures_dir = out / "figures"
     body = [_skipped_note(store), "<h2>Tables</h2>"]
     body += [view.html() for shown in views.values() for view in shown]
+    body.append(write_client_checks(store, out).html())
     body.append("<h2>Figures</h2>")
     for name, plot in draw_all(store.results, store.frame).items():
         _, svg = save(plot, figures_dir, name)

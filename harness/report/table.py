@@ -18,7 +18,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def run_table(summary: dict[str, Any]) -> str:
-    """engine, concurrency, per-request and aggregate tok/s, TTFT p50/p99, peak memory."""
+    """engine, concurrency, per-request and aggregate tok/s, TTFT p50/p99, peak memory
+    measured and predicted, and whether the client may have distorted the level."""
     run = summary.get("run", {})
     per_req = METRICS["output_tokens_per_s_per_request"]
     aggregate = METRICS["aggregate_output_tokens_per_s"]
@@ -27,13 +28,15 @@ def run_table(summary: dict[str, Any]) -> str:
         "engine",
         "model",
         "concurrency",
-        f"{per_req.label} (mean, {per_req.unit})",
-        f"{aggregate.label} ({aggregate.unit})",
+        f"{per_req.label} mean",
+        aggregate.label,
         f"{ttft.label} p50 ({ttft.unit})",
         f"{ttft.label} p99 ({ttft.unit})",
         "ok / sent",
         "peak memory (MiB)",
+        "predicted (MiB)",
         "status",
+        "client check",
     ]
     rows = []
     for level in summary.get("levels", []):
@@ -50,7 +53,9 @@ def run_table(summary: dict[str, Any]) -> str:
                 _fmt(level["ttft_ms"]["p99"]),
                 f"{level['requests_ok']} / {level['requests_sent']}",
                 f"{memory} ({kind})" if kind else memory,
+                _fmt(level.get("predicted_memory_mib"), 0),
                 level.get("status", "ok"),
+                ", ".join(level.get("client_flags") or []) or "ok",
             ]
         )
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"

@@ -282,3 +282,23 @@ def test_open_loop_rate_levels_stay_in_the_frame_but_not_in_concurrency_tables(
     assert len(level_table(frame)) == 2
     assert throughput_by_concurrency(frame).empty
     assert write_report(load_store(tmp_path), tmp_path / "out").is_file()
+
+
+def test_client_checks_show_each_levels_flags(store_root: Path) -> None:
+    from harness.report.client import client_checks
+    from harness.report.frame import load_store
+
+    summary_path = sorted(store_root.rglob("summary.json"))[0]
+    summary = json.loads(summary_path.read_text())
+    summary["levels"][0]["client"] = {
+        "processes": 2, "cpu_fraction_max": 0.97, "loop_lag_ms": {"p99": 12.5},
+        "late_send_ms": {"p99": None},
+    }  # fmt: skip
+    summary["levels"][0]["client_flags"] = ["client_cpu_saturated", "client_loop_lag"]
+    summary_path.write_text(json.dumps(summary))
+    table = client_checks(load_store(store_root))
+    run = str(summary_path.parent.relative_to(store_root))
+    flagged = table[(table["run"] == run) & (table["concurrency"] == 1)].iloc[0]
+    assert flagged["flags"] == "client_cpu_saturated, client_loop_lag"
+    assert (flagged["client_processes"], flagged["loop_lag_p99_ms"]) == (2, 12.5)
+    assert set(table[table["run"] != run]["flags"]) <= {"not recorded", ""}
