@@ -71,7 +71,7 @@ class EngineConfig:
     port: int = 0  # 0: pick a free port
     parallel: int = 4  # server slots (sequences decoded together)
     ctx_size: int = 2048  # context per sequence, in tokens
-    threads: int = 0  # CPU threads; 0: all cores
+    threads: int = 0  # CPU threads; 0: every core (embedded), the server's own choice (others)
     # Container image for launcher=compose, pinned to a tag, e.g. vllm/vllm-openai:v0.26.0
     image: str | None = None
     compose_project: str = "llm-bench"  # docker compose -p
@@ -116,6 +116,17 @@ class EngineConfig:
         _require_positive("engine.pull_timeout_s", self.pull_timeout_s)
         _require_positive("engine.n_gpu_layers", self.n_gpu_layers, allow_zero=True)
         _require_choice("engine.flash_attn", self.flash_attn, self.FLASH_ATTN_MODES)
+        if self.kind == "llamacpp_embedded" or self.launcher == "embedded":
+            # the embedded server takes only slots, context and threads
+            for knob, value, allowed in (
+                ("extra_args", self.extra_args, ([],)),
+                ("kv_cache_type", self.kv_cache_type, (None, "f16")),
+            ):
+                if value not in allowed:
+                    raise ConfigError(
+                        f"engine.{knob}={value!r} is not supported by the embedded llama.cpp "
+                        "engine; use engine=llamacpp-cpu (llama-server) for it"
+                    )
         if self.kv_cache_type is not None and self.kind in self.KV_CACHE_TYPES:
             _require_choice(
                 f"engine.kv_cache_type (engine.kind={self.kind!r})",

@@ -59,9 +59,9 @@ class Job:
     ) -> None:
         self.bench = bench
         self.run_dir = run_dir
+        self.engine: Engine = create_engine(bench.engine, bench.model, run_dir)
         previous, self.done_levels = prepare_resume(run_dir) if resume else ({}, set())
         self.writer = RunWriter(run_dir)
-        self.engine: Engine = create_engine(bench.engine, bench.model, run_dir)
         self.machine = machine_id(bench.machine.label)
         self.summary: dict[str, Any] = {
             "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -143,6 +143,10 @@ class Job:
                 )
             self.summary["error"] = message
             log.error("%s", message)
+        except Exception as exc:  # unexpected: recorded as a failed run, never left "running"
+            self.summary["status"] = "failed"
+            self.summary["error"] = f"{type(exc).__name__}: {exc}"
+            log.exception("the run failed")
         finally:
             self._finish()
         return self.summary
@@ -150,7 +154,8 @@ class Job:
     def _predict_memory(self, model_info: dict[str, Any]) -> dict[str, Any]:
         """fit.py's prediction for this deployment, to stand beside the measured peak."""
         engine, gpus = self.bench.engine, self.environment["machine"].get("gpus") or []
-        on_cpu = engine.kind == "llamacpp_embedded" or not gpus
+        embedded = engine.kind == "llamacpp_embedded" or engine.launcher == "embedded"
+        on_cpu = embedded or not gpus
         path = model_info.get("path")
         try:
             prediction = predict_for_config(

@@ -49,7 +49,9 @@ class EmbeddedLlamaCpp(Engine):
         return self.model_cfg.name
 
     def provision(self) -> dict[str, Any]:
-        path = resolve_gguf(self.model_cfg)
+        from harness.engines.llamacpp import gguf_model  # imports this module
+
+        path = resolve_gguf(gguf_model(self.model_cfg))
         self.model_path = str(path)
         return describe_gguf(self.model_cfg, path)
 

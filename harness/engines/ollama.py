@@ -65,6 +65,16 @@ def ps_metrics(ps: dict[str, Any]) -> dict[str, float]:
     return values
 
 
+def keep_alive_value(text: str) -> int | float | str:
+    """Ollama reads a JSON string as a Go duration ("5m"; "-1" has no unit and is refused)
+    and a JSON number as seconds (-1: for ever), so bare numbers go as numbers."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() else number
+
+
 class Ollama(ServedEngine):
     kind = "ollama"
     default_binary = "ollama"
@@ -167,7 +177,7 @@ class Ollama(ServedEngine):
                 f"{self.root_url}/api/generate",
                 {
                     "model": self.tag,
-                    "keep_alive": self.engine_cfg.ollama_keep_alive,
+                    "keep_alive": keep_alive_value(self.engine_cfg.ollama_keep_alive),
                     "options": {"num_ctx": self.engine_cfg.ctx_size},
                 },
                 timeout_s=self.engine_cfg.startup_timeout_s,

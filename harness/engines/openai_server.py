@@ -54,11 +54,15 @@ class ExternalOpenAI(Engine):
             )
         if status != 200:
             raise OSError(f"GET /v1/models answered {status}")
-        return [m.get("id", "") for m in json.loads(body).get("data", [])]
+        try:
+            return [m.get("id", "") for m in json.loads(body).get("data", [])]
+        except (ValueError, AttributeError) as exc:
+            raise OSError(f"GET /v1/models did not answer an OpenAI model list: {exc}") from exc
 
     def wait_ready(self) -> None:
+        # ready once /v1/models answers a model list (_models raises OSError until then)
         poll_until(
-            lambda: bool(self._models() is not None),
+            lambda: isinstance(self._models(), list),
             self.engine_cfg.startup_timeout_s,
             f"OpenAI-compatible server at {self.base_url} (is it running? check URL=)",
         )

@@ -278,3 +278,15 @@ def test_no_shell_strings_are_built_anywhere() -> None:
         text = path.read_text()
         for banned in ("shell=True", "os.system(", "os.popen("):
             assert banned not in text, f"{path}: {banned}"
+
+
+def test_an_unexpected_error_marks_the_run_failed_not_running(tmp_path: Path) -> None:
+    from harness.telemetry.nvml import Nvml
+
+    if Nvml().available:
+        pytest.skip("needs a machine without NVML")
+    result = bench(*openai_overrides(tmp_path, "http://127.0.0.1:9/v1", "telemetry.gpu=on"))
+    assert result.returncode == 1
+    summary = read_summary(only_run_dir(tmp_path))
+    assert summary["status"] == "failed"
+    assert summary["error"].startswith("RuntimeError: telemetry.gpu=on but")

@@ -123,3 +123,9 @@ def test_the_command_line_lists_the_engines_for_an_unknown_one(tmp_path: Path) -
     assert result.returncode != 0
     assert "Could not find 'engine/nonesuch'" in result.stderr
     assert "llamacpp-embedded" in result.stderr and "openai" in result.stderr
+
+
+@pytest.mark.parametrize("override", ["engine.extra_args=[--mlock]", "engine.kv_cache_type=q8_0"])
+def test_the_embedded_engine_refuses_knobs_it_cannot_apply(override: str) -> None:
+    with pytest.raises(ConfigError, match="is not supported by the embedded llama.cpp engine"):
+        compose_bench(override)

@@ -133,3 +133,14 @@ def test_native_vllm_serve_argv(tmp_path: Path) -> None:
 def test_a_binary_path_replaces_the_name_on_path(tmp_path: Path) -> None:
     overrides = ("engine=vllm", "model.hf_repo=o/m", "engine.binary=/opt/vllm/bin/vllm")
     assert engine_for(tmp_path, *overrides).native_command()[:2] == ["/opt/vllm/bin/vllm", "serve"]
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"), [("-1", -1), ("300", 300), ("1.5", 1.5), ("5m", "5m"), ("30s", "30s")]
+)
+def test_ollama_keep_alive_numbers_go_as_numbers(text: str, sent: object) -> None:
+    # Ollama reads a JSON string as a Go duration, which needs a unit: "-1" would be refused.
+    from harness.engines.ollama import keep_alive_value
+
+    assert keep_alive_value(text) == sent
+    assert type(keep_alive_value(text)) is type(sent)
