@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from harness.metrics import describe
+
 FAULTS = (
     "none",  # a well-formed stream
     "http_500",  # HTTP 500 with a JSON error body
@@ -243,10 +245,10 @@ class _Connection(asyncio.Protocol):
             data = [{"id": b.model, "object": "model"}]
             self.write(_json_response(200, {"object": "list", "data": data}))
         elif method == "GET" and path == "/stats":
-            values = sorted(b.lateness_ms)
+            lateness = describe(list(b.lateness_ms))
             if "reset" in query:
                 b.lateness_ms.clear()
-            self.write(_json_response(200, {"lateness_ms": _percentiles(values)}))
+            self.write(_json_response(200, {"lateness_ms": lateness}))
         elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             self._start_stream(body, chat=path.endswith("chat/completions"))
             return
@@ -266,16 +268,6 @@ class _Connection(asyncio.Protocol):
             return self._next_request()
         self.stream = _Stream(self, body, chat)
         self.stream.begin()
-
-
-def _percentiles(sorted_values: list[float]) -> dict[str, float | int | None]:
-    if not sorted_values:
-        return {"p50": None, "p99": None, "max": None, "n": 0}
-
-    def at(q: float) -> float:
-        return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-    return {"p50": at(0.5), "p99": at(0.99), "max": sorted_values[-1], "n": len(sorted_values)}
 
 
 async def serve(behaviour: Behaviour, host: str, port: int) -> None:

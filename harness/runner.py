@@ -164,11 +164,11 @@ class Job:
                 engine.ctx_size,
                 engine.parallel,
                 gguf_path=Path(path) if path else None,
-                kv_type=getattr(engine, "kv_cache_type", None),
+                kv_type=engine.kv_cache_type,
                 device="cpu" if on_cpu else "gpu",
                 gpu_total_mib=None if on_cpu else gpus[0].get("memory_total_mib"),
-                gpu_util=getattr(engine, "gpu_memory_utilization", 0.9),
-                flash_attn=getattr(engine, "flash_attn", "auto") != "off",
+                gpu_util=engine.gpu_memory_utilization,
+                flash_attn=engine.flash_attn != "off",
             )
         except Exception as exc:  # a model without known architecture: say so, measure on
             log.info("no memory prediction: %s", exc)

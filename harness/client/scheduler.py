@@ -247,17 +247,6 @@ async def run_level(
     )
 
 
-async def run_closed_loop(
-    endpoint: Endpoint,
-    specs: Sequence[RequestSpec],
-    plan: LevelPlan,
-    on_record: Callable[[RequestRecord], None],
-    first_request_id: int = 0,
-) -> LevelOutcome:
-    """A closed-loop level in this process (kept for callers that want only this mode)."""
-    return await run_level(endpoint, specs, plan, on_record, first_request_id)
-
-
 async def warm_up(
     endpoint: Endpoint,
     specs: Sequence[RequestSpec],

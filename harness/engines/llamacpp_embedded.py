@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from typing import Any
 
@@ -15,14 +14,9 @@ from harness.engines.base import (
     parse_prometheus,
     poll_until,
 )
+from harness.engines.host import free_port
 from harness.engines.process import ManagedProcess
 from harness.engines.provision import describe_gguf, resolve_gguf
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class EmbeddedLlamaCpp(Engine):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from harness.client.openai_api import Endpoint, RequestSpec
-from harness.client.scheduler import LevelPlan, run_closed_loop
+from harness.client.scheduler import LevelPlan, run_level
 from harness.metrics import summarize_level
 from harness.records import RequestRecord
 
@@ -17,7 +17,7 @@ def run_requests(url: str, count: int = 4, timeout_s: float = 10) -> list[Reques
     endpoint = Endpoint(base_url=url, model="reference")
     plan = LevelPlan(2, count, None, request_timeout_s=timeout_s, connect_timeout_s=2)
     seen: list[RequestRecord] = []
-    asyncio.run(run_closed_loop(endpoint, [RequestSpec("x", 8)], plan, seen.append))
+    asyncio.run(run_level(endpoint, [RequestSpec("x", 8)], plan, seen.append))
     return seen
 
 

@@ -9,9 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.client import scheduler
 from harness.client.openai_api import Endpoint, RequestSpec
 from harness.client.processes import run_level_in_processes
-from harness.client.scheduler import LevelPlan, run_closed_loop
+from harness.client.scheduler import LevelPlan
 from harness.metrics import summarize_level
 
 INJECTED_TTFT_MS = 50.0
@@ -79,6 +80,8 @@ def test_without_keep_alive_every_request_still_succeeds(
     url = start_reference_server(ttft_ms=5, itl_ms=1)
     endpoint = Endpoint(base_url=url, model="reference")
     plan = LevelPlan(4, 16, None, 30, 5, keep_alive=False)
-    outcome = asyncio.run(run_closed_loop(endpoint, [RequestSpec("x", 4)], plan, lambda r: None))
+    outcome = asyncio.run(
+        scheduler.run_level(endpoint, [RequestSpec("x", 4)], plan, lambda r: None)
+    )
     assert [r.status for r in outcome.records] == ["ok"] * 16
     assert sorted(r.request_id for r in outcome.records) == list(range(16))
