@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint
-from harness.client.processes import auto_processes, run_level_in_processes
+from harness.client.processes import auto_processes, run_level_in_processes, run_until_signal
 from harness.client.scheduler import LevelOutcome, LevelPlan, warm_up
 from harness.config import BenchConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
@@ -194,7 +193,7 @@ class Job:
         endpoint = self._endpoint()
         specs = build_specs(self.bench.workload)
         if load.warmup_requests:
-            warm = asyncio.run(
+            warm = run_until_signal(
                 warm_up(
                     endpoint,
                     specs,

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,6 +47,56 @@ def _run_uvloop_or_asyncio(coroutine: Any) -> Any:
         return uvloop.run(coroutine)
     except ImportError:
         return asyncio.run(coroutine)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run_until_signal(coroutine: Any) -> Any:
+    """Run `coroutine` in a fresh event loop; SIGINT or SIGTERM cancel it, and once it has
+    cleaned up, KeyboardInterrupt is raised here.
+
+    A Python signal handler that raises inside the event loop can land in a transport
+    callback, where uvloop reports the exception to its handler and carries on: the
+    stop would be lost. A loop signal handler cancels the task instead, which every
+    loop delivers.
+    """
+    result, received = _run_uvloop_or_asyncio(_cancelled_by_signals(coroutine))
+    if received is not None:
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(received).name}")
+    return result
+
+
+async def _cancelled_by_signals(coroutine: Any) -> tuple[Any, int | None]:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if not received:
+            received.append(sig)
+            task.cancel()
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            handler = signal.getsignal(sig)
+            if handler in (signal.SIG_IGN, None):
+                continue  # ignored on purpose (client children), or not ours to replace
+            previous[sig] = handler
+            loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        result = await coroutine
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        result = None
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)  # the loop leaves SIG_DFL behind; put ours back
+    return result, (received[0] if received else None)
 
 
 def _child(
@@ -113,7 +164,7 @@ def run_level_in_processes(
     """Run a level in `processes` processes (1: in this one); records reach `on_record`
     in the order they finish."""
     if processes <= 1:
-        return _run_uvloop_or_asyncio(run_level(endpoint, specs, plan, on_record, first_request_id))
+        return run_until_signal(run_level(endpoint, specs, plan, on_record, first_request_id))
     ctx = mp.get_context("spawn")
     results, counter, start, stop = ctx.Queue(), ctx.Value("q", 0), ctx.Event(), ctx.Event()
     t0 = ctx.Value("d", 0.0)
