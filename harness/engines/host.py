@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 from functools import cache
+from pathlib import Path
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -79,3 +80,25 @@ def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+# How llama-server ("couldn't bind HTTP server socket"), Ollama ("bind: address already
+# in use") and vLLM ("[Errno 98] Address already in use") say that their port was taken.
+PORT_TAKEN_MARKERS = ("couldn't bind", "address already in use")
+# A free port is picked, then the engine binds it: another program can take it between.
+PORT_ATTEMPTS = 3
+
+
+def log_offset(log_path: Path) -> int:
+    """Where the next start's output begins in an appended engine log."""
+    return log_path.stat().st_size if log_path.exists() else 0
+
+
+def lost_the_port(log_path: Path, offset: int) -> bool:
+    """True when the engine log, from `offset` on, says the engine could not bind its port."""
+    if not log_path.exists():
+        return False
+    with log_path.open("rb") as log_file:
+        log_file.seek(offset)
+        text = log_file.read().decode(errors="replace").lower()
+    return any(marker in text for marker in PORT_TAKEN_MARKERS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -14,9 +15,17 @@ from harness.engines.base import (
     parse_prometheus,
     poll_until,
 )
-from harness.engines.host import free_port
+from harness.engines.host import (
+    PORT_ATTEMPTS,
+    free_port,
+    log_offset,
+    lost_the_port,
+    port_problem,
+)
 from harness.engines.process import ManagedProcess
 from harness.engines.provision import describe_gguf, resolve_gguf
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedLlamaCpp(Engine):
@@ -29,6 +38,7 @@ class EmbeddedLlamaCpp(Engine):
         self.port = self.engine_cfg.port or free_port(self.engine_cfg.host)
         self.process: ManagedProcess | None = None
         self.model_path: str | None = None
+        self._log_offset = 0
 
     @property
     def root_url(self) -> str:
@@ -41,6 +51,11 @@ class EmbeddedLlamaCpp(Engine):
     @property
     def served_model(self) -> str:
         return self.model_cfg.name
+
+    def preflight(self) -> None:
+        taken = port_problem(self.engine_cfg.host, self.engine_cfg.port)
+        if taken:
+            raise EngineError(f"{self.engine_cfg.name}: {taken}; set engine.port=0 (a free port)")
 
     def provision(self) -> dict[str, Any]:
         from harness.engines.llamacpp import gguf_model  # imports this module
@@ -84,6 +99,7 @@ class EmbeddedLlamaCpp(Engine):
                 "engine=llamacpp-embedded needs the xllamacpp package: "
                 "pip install 'llm-bench-harness[embedded]' (make bench installs it)"
             ) from exc
+        self._log_offset = log_offset(self.log_path)
         self.process = ManagedProcess(self.command(), self.log_path)
         self.process.start()
 
@@ -96,11 +112,28 @@ class EmbeddedLlamaCpp(Engine):
         return None
 
     def wait_ready(self) -> None:
-        poll_until(
-            lambda: http_get(f"{self.root_url}/health", timeout_s=2)[0] == 200,
-            self.engine_cfg.startup_timeout_s,
-            f"llama.cpp server at {self.root_url}",
-            still_possible=self._died,
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                poll_until(
+                    lambda: http_get(f"{self.root_url}/health", timeout_s=2)[0] == 200,
+                    self.engine_cfg.startup_timeout_s,
+                    f"llama.cpp server at {self.root_url}",
+                    still_possible=self._died,
+                )
+                return
+            except EngineError:
+                if not self._port_taken_meanwhile() or attempt == PORT_ATTEMPTS:
+                    raise
+            log.warning("port %d was taken before the server bound it; another port", self.port)
+            self.port = free_port(self.engine_cfg.host)
+            self.start()
+
+    def _port_taken_meanwhile(self) -> bool:
+        """The free port picked was taken by someone else before the server bound it."""
+        return (
+            not self.engine_cfg.port
+            and not self.alive()
+            and lost_the_port(self.log_path, self._log_offset)
         )
 
     def version(self) -> dict[str, Any]:

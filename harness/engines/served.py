@@ -7,6 +7,7 @@ which HTTP path answers when it is ready, and how to read its version and metric
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from abc import abstractmethod
@@ -19,6 +20,7 @@ from harness.engines.launch import Needs, choose_launcher, gather_facts
 from harness.engines.process import ManagedProcess
 
 STATE_CHECK_INTERVAL_S = 2.0
+log = logging.getLogger(__name__)
 
 
 class ServedEngine(Engine):
@@ -38,6 +40,7 @@ class ServedEngine(Engine):
         self.compose: ComposeService | None = None
         self._pids: list[int] = []
         self._last_state_check = 0.0
+        self._log_offset = 0
 
     # -- what a subclass provides -------------------------------------------------------
     def check_model(self) -> None:
@@ -107,6 +110,7 @@ class ServedEngine(Engine):
         self.port = self.engine_cfg.port or host.free_port(self.engine_cfg.host)
         if self.launcher == "native":
             env = {**os.environ, **self.native_env()}
+            self._log_offset = host.log_offset(self.log_path)
             self.process = ManagedProcess(self.native_command(), self.log_path, env=env)
             self.process.start()
         else:
@@ -132,20 +136,35 @@ class ServedEngine(Engine):
         return log_tail(self.log_path, lines)
 
     def wait_ready(self) -> None:
-        try:
-            poll_until(
-                lambda: http_get(f"{self.root_url}{self.health_path}", timeout_s=2)[0] == 200,
-                self.engine_cfg.startup_timeout_s,
-                f"{self.engine_cfg.name} at {self.root_url} ({self.launcher})",
-                interval_s=0.5,
-                still_possible=self._died,
-            )
-        except EngineError as exc:
-            raise EngineError(
-                f"{exc} (engine.startup_timeout_s={self.engine_cfg.startup_timeout_s:.0f}); "
-                f"last lines of the engine log:\n{self.engine_log_tail()}"
-            ) from None
+        for attempt in range(1, host.PORT_ATTEMPTS + 1):
+            try:
+                poll_until(
+                    lambda: http_get(f"{self.root_url}{self.health_path}", timeout_s=2)[0] == 200,
+                    self.engine_cfg.startup_timeout_s,
+                    f"{self.engine_cfg.name} at {self.root_url} ({self.launcher})",
+                    interval_s=0.5,
+                    still_possible=self._died,
+                )
+                break
+            except EngineError as exc:
+                if not self._port_taken_meanwhile() or attempt == host.PORT_ATTEMPTS:
+                    raise EngineError(
+                        f"{exc} (engine.startup_timeout_s="
+                        f"{self.engine_cfg.startup_timeout_s:.0f}); "
+                        f"last lines of the engine log:\n{self.engine_log_tail()}"
+                    ) from None
+            log.warning("port %d was taken before the server bound it; another port", self.port)
+            self.start()  # picks another free port
         self.after_ready()
+
+    def _port_taken_meanwhile(self) -> bool:
+        """A native server lost the free port picked for it to another program."""
+        return (
+            self.process is not None
+            and not self.engine_cfg.port
+            and not self.process.alive()
+            and host.lost_the_port(self.log_path, self._log_offset)
+        )
 
     def launch_info(self) -> dict[str, Any]:
         """How it was started: launcher, and the image digest or the binary that ran."""

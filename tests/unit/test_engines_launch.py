@@ -167,3 +167,19 @@ def test_knobs_are_checked_against_the_engine_kind(
 )
 def test_sweepable_knobs_compose(overrides: tuple[str, ...]) -> None:
     compose_bench(*overrides)
+
+
+def test_lost_the_port_reads_only_the_latest_start_of_an_appended_log(tmp_path: Path) -> None:
+    from harness.engines.host import log_offset, lost_the_port
+
+    log_path = tmp_path / "engine.log"
+    assert log_offset(log_path) == 0 and not lost_the_port(log_path, 0)
+    log_path.write_text("E srv start: couldn't bind HTTP server socket, port: 8080\n")
+    assert lost_the_port(log_path, 0)
+    offset = log_offset(log_path)
+    with log_path.open("a") as log_file:
+        log_file.write("error loading model: out of memory\n")
+    assert not lost_the_port(log_path, offset)
+    with log_path.open("a") as log_file:
+        log_file.write("Error: listen tcp 127.0.0.1:11434: bind: address already in use\n")
+    assert lost_the_port(log_path, offset)
