@@ -3,6 +3,7 @@ named volumes, and the commands it renders from the harness's variables."""
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 import shutil
@@ -16,7 +17,7 @@ import yaml
 from harness.config import BenchConfig, register, to_bench_config
 from harness.engines import create_engine
 from harness.engines.base import EngineError
-from harness.engines.compose import COMPOSE_FILE, interpolate, load_compose, render
+from harness.engines.compose import interpolate, load_compose, render
 from harness.engines.llamacpp import LlamaServer
 from harness.engines.ollama import Ollama
 from harness.engines.served import ServedEngine
@@ -171,26 +172,88 @@ def test_an_image_override_reaches_the_service(tmp_path: Path) -> None:
     assert rendered(engine.compose_env())["vllm"]["image"] == "vllm/vllm-openai:v0.27.1"
 
 
-def _compose_plugin() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    done = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
-    return done.returncode == 0
+def _compose_validator() -> list[str] | None:
+    """`docker compose` (the v2 plugin) where installed; else the standalone
+    `docker-compose` (Debian's package), which checks a file against the Compose
+    Specification schema it ships and renders it the same way, without a Docker engine."""
+    if shutil.which("docker") is not None:
+        done = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
+        if done.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose") is not None:
+        return ["docker-compose"]
+    return None
 
 
-@pytest.mark.skipif(not _compose_plugin(), reason="the docker compose plugin is not installed")
+COMPOSE_VALIDATOR = _compose_validator()
+
+
+@pytest.mark.skipif(
+    COMPOSE_VALIDATOR is None, reason="neither docker compose nor docker-compose is installed"
+)
 @pytest.mark.parametrize("name", ["ollama", "vllm", "llamacpp", "llamacpp-cpu"])
 def test_docker_compose_accepts_the_file_with_each_engines_variables(
     name: str, tmp_path: Path
 ) -> None:
+    assert COMPOSE_VALIDATOR is not None
     engine = engine_for(tmp_path, f"engine={name}", "model.hf_repo=o/m", "model.ollama_tag=m:1")
     service = engine.compose_service()
+    args = [*COMPOSE_VALIDATOR, *service.base_args()[2:]]
     done = subprocess.run(
-        [*service.base_args(), "config", "--quiet"],
+        [*args, "config"],
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin:/usr/local/bin", **engine.compose_env()},
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert COMPOSE_FILE.exists()
+    # Compose's own rendering agrees with the harness's on what decides the run.
+    theirs = yaml.safe_load(done.stdout)["services"][service.service]
+    ours = rendered(engine.compose_env())[service.service]
+    assert theirs["image"] == ours["image"] == service.image
+    assert _words(theirs.get("command")) == _words(ours.get("command"))
+    assert theirs.get("environment", {}) == _environment(ours.get("environment"))
+    assert theirs["ports"] and {_host_ip(port) for port in theirs["ports"]} == {"127.0.0.1"}
+
+
+def _host_ip(port: str | dict[str, Any]) -> str | None:
+    """docker-compose v1 prints "127.0.0.1:8080:8080/tcp"; the v2 plugin a mapping."""
+    return port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+
+
+def _words(command: str | list[str] | None) -> list[str]:
+    if command is None:
+        return []
+    return command.split() if isinstance(command, str) else [str(part) for part in command]
+
+
+def _environment(environment: dict[str, Any] | list[str] | None) -> dict[str, str | None]:
+    """As Compose prints it: a mapping; a name without a value is passed from the shell."""
+    if isinstance(environment, list):
+        pairs = [item.split("=", 1) for item in environment]
+        return {pair[0]: pair[1] if len(pair) > 1 else None for pair in pairs}
+    return {k: None if v is None else str(v) for k, v in (environment or {}).items()}
+
+
+@pytest.mark.skipif(
+    COMPOSE_VALIDATOR is None, reason="neither docker compose nor docker-compose is installed"
+)
+def test_the_compose_check_rejects_a_broken_service(tmp_path: Path) -> None:
+    """The validator above can fail: a misspelt health check key and a GPU reservation whose
+    capabilities are not a list are refused."""
+    assert COMPOSE_VALIDATOR is not None
+    broken = copy.deepcopy(load_compose())
+    service = broken["services"]["vllm"]
+    service["healthcheck"]["intervall"] = service["healthcheck"].pop("interval")
+    service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] = "gpu"
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    done = subprocess.run(
+        [*COMPOSE_VALIDATOR, "-f", str(path), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin"},
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "intervall" in done.stderr and "capabilities" in done.stderr
