@@ -30,8 +30,15 @@ def _sigterm_as_interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
 
 
+# Set once Hydra has composed a job's config and called main(): before that, Hydra's own
+# exit code 1 means the overrides did not compose (unknown option or key, wrong type).
+_composed = False
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> str:
+    global _composed
+    _composed = True
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
@@ -99,7 +106,12 @@ def cli() -> None:
     except PreflightError as exc:
         print(f"cannot store results: {exc}", file=sys.stderr)
         sys.exit(2)
-    main()
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code == 1 and not _composed:
+            sys.exit(2)  # a config error, like every other refusal before anything starts
+        raise
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 
 from harness.config import BenchConfig, ConfigError, register, slug, to_bench_config
 from harness.engines import EngineError, create_engine, host
@@ -168,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         bench = load_config(args[1:])
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except HydraException as exc:  # unknown group option or key, a value of the wrong type
+        cause = f"\n{exc.__cause__}" if exc.__cause__ else ""
+        print(f"config error: {exc}{cause}", file=sys.stderr)
         return 2
     try:
         return up(bench) if args[0] == "up" else down(bench)

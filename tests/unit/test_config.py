@@ -120,7 +120,7 @@ def test_the_command_line_refuses_a_bad_value_with_exit_2_and_leaves_no_run(
 
 def test_the_command_line_lists_the_engines_for_an_unknown_one(tmp_path: Path) -> None:
     result = run_bench("engine=nonesuch", tmp_path=tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "Could not find 'engine/nonesuch'" in result.stderr
     assert "llamacpp-embedded" in result.stderr and "openai" in result.stderr
 
@@ -129,3 +129,33 @@ def test_the_command_line_lists_the_engines_for_an_unknown_one(tmp_path: Path) -
 def test_the_embedded_engine_refuses_knobs_it_cannot_apply(override: str) -> None:
     with pytest.raises(ConfigError, match="is not supported by the embedded llama.cpp engine"):
         compose_bench(override)
+
+
+def test_a_value_of_the_wrong_type_is_refused_with_exit_2_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    result = run_bench("engine.parallel=four", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "Value 'four'" in result.stderr and "engine.parallel" in result.stderr
+    assert not list(tmp_path.rglob("summary.json"))
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("engine=nonesuch", "Could not find 'engine/nonesuch'"),
+        ("engine.parallel=four", "full_key: engine.parallel"),
+        ("engine.parallel=0", "engine.parallel=0 is not valid"),
+    ],
+)
+def test_make_up_refuses_a_bad_config_without_a_traceback(override: str, expected: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.serve", "up", override],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("config error: ") and expected in result.stderr
+    assert "Traceback" not in result.stderr
