@@ -116,17 +116,14 @@ class EngineConfig:
         _require_positive("engine.pull_timeout_s", self.pull_timeout_s)
         _require_positive("engine.n_gpu_layers", self.n_gpu_layers, allow_zero=True)
         _require_choice("engine.flash_attn", self.flash_attn, self.FLASH_ATTN_MODES)
-        if self.kind == "llamacpp_embedded" or self.launcher == "embedded":
-            # the embedded server takes only slots, context and threads
-            for knob, value, allowed in (
-                ("extra_args", self.extra_args, ([],)),
-                ("kv_cache_type", self.kv_cache_type, (None, "f16")),
-            ):
-                if value not in allowed:
-                    raise ConfigError(
-                        f"engine.{knob}={value!r} is not supported by the embedded llama.cpp "
-                        "engine; use engine=llamacpp-cpu (llama-server) for it"
-                    )
+        if (self.kind == "llamacpp_embedded" or self.launcher == "embedded") and self.extra_args:
+            # the embedded server takes its knobs as fields, not as llama-server arguments
+            raise ConfigError(
+                f"engine.extra_args={self.extra_args!r} is not supported by the embedded "
+                "llama.cpp engine; allowed: [] (set engine.parallel, ctx_size, threads, "
+                "n_gpu_layers, flash_attn, kv_cache_type instead, or use engine=llamacpp-cpu "
+                "(llama-server) for other arguments)"
+            )
         if self.kv_cache_type is not None and self.kind in self.KV_CACHE_TYPES:
             _require_choice(
                 f"engine.kv_cache_type (engine.kind={self.kind!r})",

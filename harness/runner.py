@@ -124,6 +124,7 @@ class Job:
                     "base_url": self.engine.base_url,
                     "version": self.engine.version(),
                     "settings_in_effect": self.engine.settings(),
+                    "settings_requested": self.engine.requested_settings(),
                 }
             )
             self.sampler.start()

@@ -62,6 +62,11 @@ class Engine(ABC):
         """Settings that actually took effect, as the server reports them."""
         return {}
 
+    def requested_settings(self) -> dict[str, Any]:
+        """The knobs the harness passed to the server (arguments or environment), as passed;
+        empty for a server it did not start."""
+        return {}
+
     def scrape(self) -> dict[str, float]:
         """The engine's own metrics now (counters and gauges), or {} when it has none."""
         return {}

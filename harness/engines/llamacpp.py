@@ -151,11 +151,17 @@ class LlamaServer(ServedEngine):
     def settings(self) -> dict[str, Any]:
         props = self.props()
         defaults = props.get("default_generation_settings", {})
-        cfg = self.engine_cfg
         return {
             "total_slots": props.get("total_slots"),
             "ctx_per_slot": defaults.get("n_ctx"),
             "model_ftype": props.get("model_ftype"),
+        }
+
+    def requested_settings(self) -> dict[str, Any]:
+        cfg = self.engine_cfg
+        return {
+            "parallel": cfg.parallel,
+            "ctx_size_total": cfg.ctx_size * cfg.parallel,
             "n_gpu_layers": cfg.n_gpu_layers,
             "flash_attn": cfg.flash_attn,
             "kv_cache_type": self.kv_cache_type(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -88,7 +89,12 @@ class EmbeddedLlamaCpp(Engine):
             str(cfg.ctx_size * cfg.parallel),
             "--threads",
             str(cfg.threads),
-            *cfg.extra_args,
+            "--n-gpu-layers",
+            str(cfg.n_gpu_layers),
+            "--flash-attn",
+            cfg.flash_attn,
+            "--cache-type",
+            cfg.kv_cache_type or "f16",
         ]
 
     def start(self) -> None:
@@ -159,7 +165,17 @@ class EmbeddedLlamaCpp(Engine):
             "total_slots": props.get("total_slots"),
             "ctx_per_slot": defaults.get("n_ctx"),
             "model_ftype": props.get("model_ftype"),
-            "threads": self.engine_cfg.threads or None,
+        }
+
+    def requested_settings(self) -> dict[str, Any]:
+        cfg = self.engine_cfg
+        return {
+            "parallel": cfg.parallel,
+            "ctx_size_total": cfg.ctx_size * cfg.parallel,
+            "threads": cfg.threads or os.cpu_count() or 1,  # what the server process uses
+            "n_gpu_layers": cfg.n_gpu_layers,
+            "flash_attn": cfg.flash_attn,
+            "kv_cache_type": cfg.kv_cache_type or "f16",
         }
 
     def scrape(self) -> dict[str, float]:

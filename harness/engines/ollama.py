@@ -197,18 +197,18 @@ class Ollama(ServedEngine):
         }
 
     def settings(self) -> dict[str, Any]:
-        cfg = self.engine_cfg
         loaded = [m for m in (self.get_json("/api/ps") or {}).get("models", []) if m.get("name")]
         model = loaded[0] if loaded else {}
         return {
-            "num_parallel": cfg.parallel,
             "context_length": model.get("context_length"),
             "size_vram_bytes": model.get("size_vram"),
             "size_bytes": model.get("size"),
-            "keep_alive": cfg.ollama_keep_alive,
-            "flash_attention": cfg.flash_attn,
-            "kv_cache_type": cfg.kv_cache_type or "f16",
         }
+
+    def requested_settings(self) -> dict[str, Any]:
+        env = self.server_env("")
+        env.pop("OLLAMA_HOST", None)
+        return env
 
     def scrape(self) -> dict[str, float]:
         ps = self.get_json("/api/ps", timeout_s=2)

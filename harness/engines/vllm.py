@@ -121,8 +121,16 @@ class Vllm(ServedEngine):
             return {}
         return parse_prometheus(body) if status == 200 else {}
 
-    def settings(self) -> dict[str, Any]:
+    def requested_settings(self) -> dict[str, Any]:
         cfg = self.engine_cfg
+        return {
+            "max_model_len": cfg.ctx_size,
+            "max_num_seqs": cfg.parallel,
+            "gpu_memory_utilization": cfg.gpu_memory_utilization,
+            "kv_cache_dtype": self.kv_cache_dtype(),
+        }
+
+    def settings(self) -> dict[str, Any]:
         models = (self.get_json("/v1/models") or {}).get("data", [])
         served = next((m for m in models if m.get("id") == self.served_model), {})
         cache: dict[str, str] = {}
@@ -133,9 +141,8 @@ class Vllm(ServedEngine):
         blocks, block_size = cache.get("num_gpu_blocks"), cache.get("block_size")
         return {
             "max_model_len": served.get("max_model_len"),
-            "max_num_seqs": cfg.parallel,
             "gpu_memory_utilization": cache.get("gpu_memory_utilization"),
-            "kv_cache_dtype": cache.get("cache_dtype") or self.kv_cache_dtype(),
+            "kv_cache_dtype": cache.get("cache_dtype"),
             "num_gpu_blocks": int(blocks) if blocks and blocks.isdigit() else None,
             "block_size": int(block_size) if block_size and block_size.isdigit() else None,
             "kv_cache_tokens": (

@@ -12,6 +12,12 @@ import signal
 import sys
 import threading
 
+FLASH_ATTN = {
+    "auto": "LLAMA_FLASH_ATTN_TYPE_AUTO",
+    "on": "LLAMA_FLASH_ATTN_TYPE_ENABLED",
+    "off": "LLAMA_FLASH_ATTN_TYPE_DISABLED",
+}
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -22,6 +28,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--ctx-size", type=int, required=True, help="total context, all slots")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--n-gpu-layers", type=int, default=-1, help="-1: the library's default")
+    parser.add_argument("--flash-attn", choices=tuple(FLASH_ATTN), default="auto")
+    parser.add_argument("--cache-type", default="f16", help="K and V cache type: f16, q8_0, ...")
     return parser.parse_args(argv)
 
 
@@ -41,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or os.cpu_count() or 1
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
+    params.n_gpu_layers = args.n_gpu_layers  # a CPU-only build has no layer to offload
+    params.flash_attn_type = getattr(xlc.llama_flash_attn_type, FLASH_ATTN[args.flash_attn])
+    cache_type = getattr(xlc.ggml_type, f"GGML_TYPE_{args.cache_type.upper()}")
+    params.cache_type_k = cache_type
+    params.cache_type_v = cache_type
 
     stop = threading.Event()
     server = xlc.Server(params)

@@ -125,10 +125,28 @@ def test_the_command_line_lists_the_engines_for_an_unknown_one(tmp_path: Path) -
     assert "llamacpp-embedded" in result.stderr and "openai" in result.stderr
 
 
-@pytest.mark.parametrize("override", ["engine.extra_args=[--mlock]", "engine.kv_cache_type=q8_0"])
-def test_the_embedded_engine_refuses_knobs_it_cannot_apply(override: str) -> None:
-    with pytest.raises(ConfigError, match="is not supported by the embedded llama.cpp engine"):
-        compose_bench(override)
+@pytest.mark.parametrize(
+    "overrides", [("engine.extra_args=[--mlock]",), ("engine=llamacpp", "engine.launcher=embedded",
+                  "engine.extra_args=[--mlock]")]
+)  # fmt: skip
+def test_the_embedded_engine_refuses_arguments_it_cannot_apply(overrides: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        compose_bench(*overrides)
+    assert str(excinfo.value).startswith(
+        "engine.extra_args=['--mlock'] is not supported by the embedded llama.cpp engine; "
+        "allowed: []"
+    )
+
+
+def test_the_embedded_engine_takes_its_knobs_as_fields() -> None:
+    bench = compose_bench("engine.kv_cache_type=q8_0", "engine.flash_attn=on")
+    assert (bench.engine.kv_cache_type, bench.engine.flash_attn) == ("q8_0", "on")
+    with pytest.raises(ConfigError) as excinfo:
+        compose_bench("engine.kv_cache_type=q3_k")
+    assert str(excinfo.value) == (
+        "engine.kv_cache_type (engine.kind='llamacpp_embedded')='q3_k' is not valid; "
+        "choose one of: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1"
+    )
 
 
 def test_a_value_of_the_wrong_type_is_refused_with_exit_2_naming_the_field(

@@ -144,3 +144,24 @@ def test_ollama_keep_alive_numbers_go_as_numbers(text: str, sent: object) -> Non
 
     assert keep_alive_value(text) == sent
     assert type(keep_alive_value(text)) is type(sent)
+
+
+def test_embedded_llama_cpp_argv(tmp_path: Path) -> None:
+    import sys
+
+    from harness.engines import create_engine
+    from tests.unit.test_engines_compose_file import compose_bench
+
+    bench = compose_bench(
+        "engine.parallel=2", "engine.ctx_size=1024", "engine.kv_cache_type=q8_0",
+        "engine.flash_attn=on", "engine.port=8124",
+    )  # fmt: skip
+    engine = create_engine(bench.engine, bench.model, tmp_path)
+    engine.model_path = "/m/gemma.gguf"
+    assert engine.command() == [
+        sys.executable, "-m", "harness.engines.xllamacpp_server", "--model", "/m/gemma.gguf",
+        "--alias", "gemma3-270m", "--host", "127.0.0.1", "--port", "8124", "--parallel", "2",
+        "--ctx-size", "2048", "--threads", "0", "--n-gpu-layers", "999", "--flash-attn", "on",
+        "--cache-type", "q8_0",
+    ]  # fmt: skip
+    assert engine.requested_settings()["ctx_size_total"] == 2048
