@@ -28,9 +28,14 @@ RUN_COLUMNS = (
     "engine_kind",
     "engine_parallel",
     "engine_ctx_size",
+    "engine_kv_cache_type",
+    "engine_flash_attn",
+    "engine_n_gpu_layers",
+    "engine_gpu_memory_utilization",
     "model",
     "quant",
     "workload",
+    "max_tokens",
     "harness_version",
     "git_commit",
     "run_id",
@@ -50,6 +55,15 @@ VALUE_COLUMNS = ("metric", "stat", "value", "unit")
 COLUMNS = (*RUN_COLUMNS, *LEVEL_COLUMNS, *VALUE_COLUMNS)
 INTEGER_COLUMNS = ("engine_parallel", "engine_ctx_size", "level_index", "concurrency")
 
+# Engine knobs beside slots and context that decide speed and memory, and the engine kinds
+# that apply each (elsewhere the column is empty, so it never tells two engines apart).
+ENGINE_KNOBS = {
+    "engine_kv_cache_type": ("llamacpp", "llamacpp_embedded", "ollama", "vllm"),
+    "engine_flash_attn": ("llamacpp", "llamacpp_embedded", "ollama"),
+    "engine_n_gpu_layers": ("llamacpp", "llamacpp_embedded"),
+    "engine_gpu_memory_utilization": ("vllm",),
+}
+
 # What makes two runs measurements of the same thing (a "cell"), machine aside.
 CELL_KEYS = (
     "experiment",
@@ -57,9 +71,11 @@ CELL_KEYS = (
     "engine_kind",
     "engine_parallel",
     "engine_ctx_size",
+    *ENGINE_KNOBS,
     "model",
     "quant",
     "workload",
+    "max_tokens",
     "load_mode",
 )
 # One line in a figure, one row in a table: a cell on one machine.
@@ -120,9 +136,11 @@ def _run_fields(run_dir: Path, results: Path, summary: dict[str, Any]) -> dict[s
         "engine_kind": run.get("engine_kind") or "",
         "engine_parallel": run.get("engine_parallel"),
         "engine_ctx_size": run.get("engine_ctx_size"),
+        **_engine_knobs(config.get("engine") or {}, run.get("engine_kind") or ""),
         "model": run.get("model") or "",
         "quant": run.get("quant") or "",
         "workload": run.get("workload") or "",
+        "max_tokens": _text((config.get("workload") or {}).get("max_tokens")),
         "harness_version": harness.get("version") or "",
         "git_commit": harness.get("git_commit") or "",
         "run_id": run_dir.name,
@@ -130,6 +148,23 @@ def _run_fields(run_dir: Path, results: Path, summary: dict[str, Any]) -> dict[s
         "run_status": summary.get("status") or "",
         "started_at": summary.get("started_at") or "",
     }
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _engine_knobs(engine: dict[str, Any], kind: str) -> dict[str, str]:
+    """The knobs of ENGINE_KNOBS as text, from the run's stored config ("" where they do
+    not apply to its engine kind; "default" where the engine's own default was pinned)."""
+    knobs = {}
+    for column, kinds in ENGINE_KNOBS.items():
+        value = engine.get(column.removeprefix("engine_"))
+        if kind not in kinds:
+            knobs[column] = ""
+        else:
+            knobs[column] = "default" if value is None else str(value)
+    return knobs
 
 
 def _level_rows(level: dict[str, Any]) -> list[tuple[str, str, float, str]]:
@@ -228,19 +263,35 @@ _LABEL_PARTS = {
     "quant": "{}",
     "engine_parallel": "parallel={}",
     "engine_ctx_size": "ctx={}",
+    "engine_kv_cache_type": "kv={}",
+    "engine_flash_attn": "flash_attn={}",
+    "engine_n_gpu_layers": "ngl={}",
+    "engine_gpu_memory_utilization": "gpu_util={}",
     "workload": "workload={}",
+    "max_tokens": "max_tokens={}",
     "load_mode": "{}",
     "experiment": "{}",
 }
 
 
+def applicable(column: pd.Series) -> pd.Series:
+    """The values of an identity column, without the "" of rows it does not apply to (a knob
+    of another engine kind)."""
+    return column if pd.api.types.is_numeric_dtype(column) else column[column != ""]
+
+
+def varies(column: pd.Series) -> bool:
+    """True when rows differ in this identity column, where it applies to them."""
+    return applicable(column).nunique(dropna=False) > 1
+
+
 def series_labels(levels: pd.DataFrame) -> pd.Series:
     """A short name per row: the engine, then only the keys that vary across `levels`."""
-    varying = [key for key in _LABEL_PARTS if levels[key].nunique(dropna=False) > 1]
+    varying = [key for key in _LABEL_PARTS if varies(levels[key])]
     many_machines = levels["machine_id"].nunique() > 1
 
     def label(row: pd.Series) -> str:
-        parts = [_LABEL_PARTS[key].format(row[key]) for key in varying]
+        parts = [_LABEL_PARTS[key].format(row[key]) for key in varying if row[key] != ""]
         text = f"{row['engine']} ({', '.join(parts)})" if parts else str(row["engine"])
         return f"{text} @ {row['machine_id']}" if many_machines else text
 

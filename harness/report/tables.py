@@ -13,7 +13,14 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness.metrics import METRICS
-from harness.report.frame import SERIES_KEYS, latest_levels, level_table, series_labels
+from harness.report.frame import (
+    SERIES_KEYS,
+    applicable,
+    latest_levels,
+    level_table,
+    series_labels,
+    varies,
+)
 
 PER_REQUEST = "output_tokens_per_s_per_request.mean"
 AGGREGATE = "aggregate_output_tokens_per_s.value"
@@ -34,9 +41,14 @@ KEY_TITLES = {
     "engine_kind": "kind",
     "engine_parallel": "parallel",
     "engine_ctx_size": "ctx",
+    "engine_kv_cache_type": "KV cache",
+    "engine_flash_attn": "flash attn",
+    "engine_n_gpu_layers": "GPU layers",
+    "engine_gpu_memory_utilization": "GPU mem fraction",
     "model": "model",
     "quant": "quant",
     "workload": "workload",
+    "max_tokens": "max tokens",
     "load_mode": "load",
 }
 
@@ -67,11 +79,15 @@ def split_identity(
     table: pd.DataFrame, keys: Sequence[str] = SERIES_KEYS
 ) -> tuple[list[str], dict[str, Any]]:
     """The identity keys that vary between rows, and the values of those that do not."""
-    varying = [key for key in keys if key == "engine" or table[key].nunique(dropna=False) > 1]
+    varying = [key for key in keys if key == "engine" or varies(table[key])]
     if "engine_kind" in varying and table.groupby("engine")["engine_kind"].nunique().max() == 1:
         varying.remove("engine_kind")  # the engine name already says it
         keys = [key for key in keys if key != "engine_kind"]
-    constant = {key: table[key].iloc[0] for key in keys if key not in varying and len(table)}
+    constant = {}
+    for key in keys:
+        values = applicable(table[key])
+        if key not in varying and len(values):  # a knob of no engine here is left out
+            constant[key] = values.iloc[0]
     return varying, constant
 
 

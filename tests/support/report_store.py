@@ -70,6 +70,7 @@ def write_run(
     gpu: str | None = None,
     memory: dict[str, Any] | None = None,
     machine_label: str | None = None,
+    engine_config: dict[str, Any] | None = None,
 ) -> Path:
     """A run dir like the reference one, for another machine/engine/settings and speed."""
     summary = json.loads((REFERENCE_RUN / "summary.json").read_text())
@@ -93,6 +94,7 @@ def write_run(
     environment["machine"].update(machine_id=machine_id, hostname=machine_id)
     environment["machine"]["gpus"] = [{"index": 0, "name": gpu}] if gpu else []
     environment["config"]["machine"]["label"] = machine_label
+    environment["config"]["engine"].update(engine_config or {})
     run_dir = results / "default" / machine_id / f"{engine}__gemma3-270m__{stamp}"
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

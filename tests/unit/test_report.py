@@ -29,6 +29,7 @@ from harness.report.frame import (
     level_table,
     load_requests,
     load_store,
+    series_labels,
 )
 from harness.report.html import write_report
 from harness.report.tables import engine_comparison, throughput_by_concurrency, write_tables
@@ -303,3 +304,30 @@ def test_client_checks_show_each_levels_flags(store_root: Path) -> None:
     assert flagged["flags"] == "client_cpu_saturated, client_loop_lag"
     assert (flagged["client_processes"], flagged["loop_lag_p99_ms"]) == (2, 12.5)
     assert set(table[table["run"] != run]["flags"]) <= {"not recorded", ""}
+
+
+def test_runs_that_differ_in_an_engine_knob_stay_apart_and_say_how(tmp_path: Path) -> None:
+    """A sweep over engine.kv_cache_type: each value its own series, named by the value;
+    a knob that applies to one engine kind only never tells engines apart."""
+    from tests.support.report_store import write_run
+
+    results = tmp_path / "results"
+    for stamp, kv, speed in (("20261125T010000000000Z", "f16", 1.0),
+                             ("20261125T020000000000Z", "q8_0", 0.8)):  # fmt: skip
+        write_run(results, "vm", "llamacpp-embedded", stamp, speed=speed,
+                  engine_config={"kv_cache_type": kv, "n_gpu_layers": 0})  # fmt: skip
+    write_run(results, "vm", "ollama", "20261125T030000000000Z",
+              engine_config={"kv_cache_type": "f16", "n_gpu_layers": 0})  # fmt: skip
+    levels = latest_levels(level_table(load_store(results).frame))
+    labels = set(series_labels(levels))
+    assert labels == {
+        "llamacpp-embedded (kv=f16)",
+        "llamacpp-embedded (kv=q8_0)",
+        "ollama (kv=f16)",
+    }
+    by_engine = levels.drop_duplicates("engine").set_index("engine")
+    assert by_engine.loc["ollama", "engine_n_gpu_layers"] == ""  # not an Ollama knob
+    assert by_engine.loc["llamacpp-embedded", "engine_n_gpu_layers"] == "0"
+    one = levels[levels["concurrency"] == 1]
+    speed = one.set_index(series_labels(one))["aggregate_output_tokens_per_s.value"]
+    assert speed["llamacpp-embedded (kv=q8_0)"] < speed["llamacpp-embedded (kv=f16)"]
