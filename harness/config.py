@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,45 @@ def _require_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> No
     if value not in choices:
         raise ConfigError(
             f"{field_name}={value!r} is not valid; choose one of: {', '.join(choices)}"
+        )
+
+
+# Arguments whose value is a secret: config values are stored with every run (environment.json,
+# .hydra/) and engine command lines are logged, so a secret never travels in them.
+SECRET_ARGUMENTS = ("--api-key", "--hf-token", "--token")
+SECRET_QUERY_NAME = re.compile(r"key|token|secret|passw|signature|sig$", re.IGNORECASE)
+SECRET_ADVICE = (
+    "a secret in the config would be stored with every run; "
+    "to measure a server that wants a key, start it yourself and use engine=openai with "
+    "engine.api_key_env=NAME (the name of an environment variable that holds the key)"
+)
+
+
+def _redacted_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"***@{host}" if parts.username or parts.password else host
+    query = urllib.parse.urlencode(
+        [
+            (name, "***" if SECRET_QUERY_NAME.search(name) else value)
+            for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        ]
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _refuse_secret_in_url(field_name: str, url: str | None, advice: str = SECRET_ADVICE) -> None:
+    """Credentials in a URL (user:password@, ?api_key=...) are refused, never echoed."""
+    if not url:
+        return
+    parts = urllib.parse.urlsplit(url)
+    names = [name for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+    if parts.username or parts.password or any(SECRET_QUERY_NAME.search(n) for n in names):
+        raise ConfigError(
+            f"{field_name}={_redacted_url(url)!r} is not allowed: it carries credentials "
+            f"(shown as ***); {advice}"
         )
 
 
@@ -102,10 +142,19 @@ class EngineConfig:
                 "engine.url is required for engine.kind='openai' "
                 "(e.g. URL=http://127.0.0.1:8000/v1)"
             )
+        _refuse_secret_in_url("engine.url", self.url)
         if self.url is not None and not re.match(r"^https?://[^/\s]+", self.url):
             raise ConfigError(
                 f"engine.url={self.url!r} is not valid; it must start with http:// or https://"
             )
+        for argument in self.extra_args:
+            name = str(argument).split("=", 1)[0]
+            if name in SECRET_ARGUMENTS:
+                raise ConfigError(
+                    f"engine.extra_args holds {name} (its value not shown) and is not allowed: "
+                    f"{SECRET_ADVICE}; an engine the harness starts listens on 127.0.0.1 "
+                    "and needs no key"
+                )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"engine.port={self.port!r} is not valid; it must be in 0..65535")
         _require_positive("engine.parallel", self.parallel)
@@ -210,6 +259,12 @@ class ModelConfig:
         }[self.source]
         if not getattr(self, needs):
             raise ConfigError(f"model.{needs} is required when model.source={self.source!r}")
+        _refuse_secret_in_url(
+            "model.url",
+            self.url,
+            "a secret in the config would be stored with every run; a download that needs a "
+            "Hugging Face token reads it from the HF_TOKEN environment variable",
+        )
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ConfigError(
                 f"model.sha256={self.sha256!r} is not valid; it must be 64 lowercase hex digits"

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import importlib
 import os
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,26 @@ def check_gguf(path: Path, field_name: str) -> Path:
     return path.resolve()
 
 
+HF_TOKEN_ENV = "HF_TOKEN"
+HF_HOSTS = ("huggingface.co", "hf.co")
+
+
+def _download_request(url: str) -> urllib.request.Request:
+    """A GET for `url`; Hugging Face gets the token from HF_TOKEN where one is set (gated
+    models), never another host, and the token is never logged or stored."""
+    request = urllib.request.Request(url)
+    host = urllib.parse.urlsplit(url).hostname or ""
+    token = os.environ.get(HF_TOKEN_ENV)
+    if token and any(host == h or host.endswith("." + h) for h in HF_HOSTS):
+        request.add_header("Authorization", f"Bearer {token}")
+    return request
+
+
 def download(url: str, target: Path) -> Path:
     """Download to `target` with a progress bar; a partial file never takes the final name."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as response:
+    with urllib.request.urlopen(_download_request(url), timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         with (
             partial.open("wb") as out,

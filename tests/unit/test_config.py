@@ -177,3 +177,54 @@ def test_make_up_refuses_a_bad_config_without_a_traceback(override: str, expecte
     assert result.returncode == 2
     assert result.stderr.startswith("config error: ") and expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+OPENAI = ("engine=openai", "model=served", "model.served_name=x")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        ((*OPENAI, "engine.url=http://bob:s3cret@127.0.0.1:8000/v1"),
+         "engine.url='http://***@127.0.0.1:8000/v1' is not allowed: it carries credentials"),
+        ((*OPENAI, "engine.url='http://127.0.0.1:8000/v1?api_key=s3cret&x=1'"),
+         "engine.url='http://127.0.0.1:8000/v1?api_key=%2A%2A%2A&x=1' is not allowed"),
+        (("engine=llamacpp-cpu", "engine.extra_args=[--api-key,s3cret]"),
+         "engine.extra_args holds --api-key (its value not shown) and is not allowed"),
+        (("engine=vllm", "engine.extra_args=['--hf-token=s3cret']"),
+         "engine.extra_args holds --hf-token (its value not shown) and is not allowed"),
+        (("model.source=gguf_url", "model.url='https://hf.co/m.gguf?token=s3cret'"),
+         "HF_TOKEN environment variable"),
+    ],
+)  # fmt: skip
+def test_a_secret_in_the_config_is_refused_without_being_echoed(
+    overrides: tuple[str, ...], shown: str
+) -> None:
+    """Config values are stored with every run, so a secret in one is refused before anything
+    starts, and the refusal itself does not print it."""
+    with pytest.raises(ConfigError) as excinfo:
+        compose_bench(*overrides)
+    assert shown in str(excinfo.value)
+    assert "s3cret" not in str(excinfo.value)
+
+
+def test_a_plain_url_and_a_key_by_name_are_fine() -> None:
+    bench = compose_bench(*OPENAI, "engine.url=http://127.0.0.1:8000/v1", "engine.api_key_env=K")
+    assert (bench.engine.url, bench.engine.api_key_env) == ("http://127.0.0.1:8000/v1", "K")
+
+
+def test_a_hugging_face_download_carries_the_token_from_the_environment_only_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.engines.provision import _download_request
+
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cret")
+    hf = _download_request("https://huggingface.co/org/repo/resolve/main/m.gguf")
+    assert hf.get_header("Authorization") == "Bearer hf_s3cret"
+    assert _download_request("https://example.org/m.gguf").get_header("Authorization") is None
+    assert (
+        _download_request("https://huggingface.co.evil.org/m.gguf").get_header("Authorization")
+        is None
+    )
+    monkeypatch.delenv("HF_TOKEN")
+    assert _download_request("https://hf.co/m.gguf").get_header("Authorization") is None
