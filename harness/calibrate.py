@@ -148,9 +148,15 @@ def _print(title: str, rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", default="1,16,64,256,1024", help="comma list")
-    parser.add_argument("--rates", default="20,50,100,200", help="comma list, req/s")
-    parser.add_argument("--throughput-streams", default="16,64,256", help="comma list")
+    parser.add_argument(
+        "--streams", type=_positive_list(int), default="1,16,64,256,1024", help="comma list"
+    )
+    parser.add_argument(
+        "--rates", type=_positive_list(float), default="20,50,100,200", help="comma list, req/s"
+    )
+    parser.add_argument(
+        "--throughput-streams", type=_positive_list(int), default="16,64,256", help="comma list"
+    )
     parser.add_argument("--processes", type=int, default=0, help="0: automatic")
     parser.add_argument("--quick", action="store_true", help="fewer requests per level")
     parser.add_argument("--out", default="results/_calibration", help="JSON output folder")
@@ -162,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine_id": machine_id(None),
         "cores": cores,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "accuracy": accuracy(_ints(args.streams), processes, args.quick),
-        "rates": rates([float(r) for r in args.rates.split(",")], processes),
-        "throughput": throughput(_ints(args.throughput_streams), sorted({1, min(2, cores), cores})),
+        "accuracy": accuracy(args.streams, processes, args.quick),
+        "rates": rates(args.rates, processes),
+        "throughput": throughput(args.throughput_streams, sorted({1, min(2, cores), cores})),
     }
     _print(
         "TTFT / ITL error vs the injected truth (closed loop, 32 tokens per request)",
@@ -180,8 +186,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+def _positive_list(kind: type) -> Any:
+    """An argparse type: a comma list of positive numbers; argparse names the flag."""
+
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma list of {kind.__name__} values (e.g. 1,16,64)"
+            ) from None
+        if not values or any(v <= 0 for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: give one or more values, each > 0")
+        return values
+
+    parse.__name__ = f"{kind.__name__} list"
+    return parse
 
 
 if __name__ == "__main__":

@@ -58,7 +58,9 @@ class Behaviour:
         if self.fault not in FAULTS:
             raise ValueError(f"fault={self.fault!r} is not one of {', '.join(FAULTS)}")
         if self.ttft_ms < 0 or self.itl_ms < 0:
-            raise ValueError("ttft_ms and itl_ms must be >= 0")
+            raise ValueError(
+                f"ttft_ms={self.ttft_ms!r}, itl_ms={self.itl_ms!r} are not valid; each must be >= 0"
+            )
 
 
 def _chunk(model: str, created: int, choices: list[dict[str, Any]], **extra: Any) -> bytes:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
@@ -40,7 +41,19 @@ def test_every_config_group_option_composes() -> None:
                 overrides.append("engine.url=http://127.0.0.1:1/v1")
             if option.stem == "served":
                 overrides.append("model.served_name=x")
-            compose_bench(*overrides)
+            bench = compose_bench(*overrides)
+            if group == "experiment":
+                assert bench.experiment.name == option.stem
+                continue
+            # every plain value the option file sets is what the job gets
+            section = getattr(bench, group)
+            declared = yaml.safe_load(option.read_text()) or {}
+            checked = 0
+            for key, value in declared.items():
+                if isinstance(value, str | int | float | bool) and hasattr(section, key):
+                    assert getattr(section, key) == value, (option.name, key)
+                    checked += 1
+            assert checked, f"{option.name} sets no plain value"
 
 
 @pytest.mark.parametrize(

@@ -35,10 +35,13 @@ def test_auto_falls_back_to_compose() -> None:
     assert choose_launcher("auto", OLLAMA, facts()) == "compose"
 
 
-def test_auto_uses_compose_when_the_native_binary_lacks_a_gpu() -> None:
+def test_a_native_binary_that_needs_a_gpu_is_used_only_where_there_is_one() -> None:
     assert choose_launcher("auto", VLLM, facts(binary="/bin/vllm")) == "native"
+    # without a GPU neither vllm on PATH nor its GPU container can run: refused, not tried
     with pytest.raises(EngineError, match="vllm needs an NVIDIA GPU"):
         choose_launcher("auto", VLLM, facts(binary="/bin/vllm", gpu=NO_GPU))
+    # a binary that needs no GPU (ollama) runs natively on a machine without one
+    assert choose_launcher("auto", OLLAMA, facts(binary="/bin/ollama", gpu=NO_GPU)) == "native"
 
 
 def test_vllm_on_a_cpu_machine_says_what_is_missing_and_what_to_run() -> None:
@@ -166,7 +169,14 @@ def test_knobs_are_checked_against_the_engine_kind(
     ],
 )
 def test_sweepable_knobs_compose(overrides: tuple[str, ...]) -> None:
-    compose_bench(*overrides)
+    bench = compose_bench(*overrides)
+    for override in overrides:
+        key, value = override.split("=", 1)
+        if key == "engine":
+            assert bench.engine.name == value
+            continue
+        got = getattr(getattr(bench, key.split(".")[0]), key.split(".")[1])
+        assert str(got) == value, f"{key}: {got!r} != {value!r}"
 
 
 def test_lost_the_port_reads_only_the_latest_start_of_an_appended_log(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Metric maths on hand-made records (DESIGN.md, "Metric definitions")."""
+"""Metric maths on hand-made records (definitions: `python -m harness.metrics`)."""
 
 from __future__ import annotations
 
