@@ -102,10 +102,17 @@ class Job:
         bench = self.bench
         self._write_environment()
         try:
+            gpu_mode = bench.telemetry.gpu
+            if not self.engine.on_this_machine and gpu_mode != "off":
+                log.info(
+                    "%s is not on this machine: its memory is not measured here",
+                    self.engine.base_url,
+                )
+                gpu_mode = "off"
             self.sampler = Sampler(
                 self.run_dir / TELEMETRY_FILE,
                 bench.telemetry.interval_ms,
-                bench.telemetry.gpu,
+                gpu_mode,
                 self.engine.pids,
                 bench.telemetry.process_rss,
             )

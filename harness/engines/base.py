@@ -75,6 +75,11 @@ class Engine(ABC):
         """Processes whose memory is the engine's (empty for a server we did not start)."""
         return []
 
+    @property
+    def on_this_machine(self) -> bool:
+        """Whether the server runs here, so that this machine's GPU memory is its memory."""
+        return True
+
     def alive(self) -> bool:
         return True
 

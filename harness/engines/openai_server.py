@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
+import urllib.parse
 from typing import Any
 
 from harness.engines.base import Engine, EngineError, http_get, parse_prometheus, poll_until
@@ -24,6 +27,16 @@ class ExternalOpenAI(Engine):
     @property
     def served_model(self) -> str:
         return self.model_cfg.served_name or self.model_cfg.name
+
+    @property
+    def on_this_machine(self) -> bool:
+        host = urllib.parse.urlsplit(self.base_url).hostname or ""
+        if host in ("localhost", socket.gethostname(), socket.getfqdn()):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     def api_key(self) -> str | None:
         name = self.engine_cfg.api_key_env

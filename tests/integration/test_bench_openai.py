@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.telemetry.nvml import Nvml
 from tests.support.runs import make_bench, only_run_dir, read_summary
 
 
@@ -36,7 +37,11 @@ def test_bench_measures_a_running_openai_compatible_server(
         assert level["requests_ok"] == 8 and level["requests_failed"] == 0
         assert level["output_tokens_total"] == 8 * 12
         assert level["ttft_ms"]["p50"] == pytest.approx(20, abs=10)
-        assert level["peak_memory_mib"] is None  # nothing of ours to measure
+        # a server on this machine: its GPU's memory where NVML answers; no process of
+        # ours to measure otherwise
+        expected_kind = "gpu" if Nvml().available else None
+        assert level["peak_memory_kind"] == expected_kind
+        assert (level["peak_memory_mib"] is None) == (expected_kind is None)
     records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
     assert len(records) == 16
     assert (run_dir / ".hydra" / "config.yaml").exists()

@@ -193,3 +193,21 @@ def test_lost_the_port_reads_only_the_latest_start_of_an_appended_log(tmp_path: 
     with log_path.open("a") as log_file:
         log_file.write("Error: listen tcp 127.0.0.1:11434: bind: address already in use\n")
     assert lost_the_port(log_path, offset)
+
+
+@pytest.mark.parametrize(
+    ("url", "here"),
+    [
+        ("http://127.0.0.1:8000/v1", True),
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000/v1", True),
+        ("http://10.1.2.3:8000/v1", False),
+        ("https://api.example.org/v1", False),
+    ],
+)
+def test_a_server_elsewhere_is_not_measured_with_this_machines_gpu(
+    url: str, here: bool, tmp_path: Path
+) -> None:
+    bench = compose_bench("engine=openai", f"engine.url='{url}'", "model=served",
+                          "model.served_name=m")  # fmt: skip
+    assert create_engine(bench.engine, bench.model, tmp_path).on_this_machine is here
