@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.engine
 
 
-def aggregate_tokens_per_s(results: Path, parallel: int) -> float:
+def level_at_four(results: Path, parallel: int) -> dict:
     args = [
         sys.executable, "-m", "harness.bench", f"results={results}",
         f"engine.parallel={parallel}", "load.concurrency=[4]", "load.requests_per_level=12",
@@ -26,11 +26,24 @@ def aggregate_tokens_per_s(results: Path, parallel: int) -> float:
     assert summary["run"]["engine_parallel"] == parallel
     (level,) = summary["levels"]
     assert level["status"] == "ok"
-    return level["aggregate_output_tokens_per_s"]
+    return level
 
 
 def test_four_slots_serve_four_clients_faster_than_one(tmp_path: Path) -> None:
-    one_slot = aggregate_tokens_per_s(tmp_path / "parallel1", parallel=1)
-    four_slots = aggregate_tokens_per_s(tmp_path / "parallel4", parallel=4)
-    # measured on 2 idle cores: about 45 tok/s with one slot, 75 with four
-    assert four_slots > 1.3 * one_slot, (one_slot, four_slots)
+    one = level_at_four(tmp_path / "parallel1", parallel=1)
+    four = level_at_four(tmp_path / "parallel4", parallel=4)
+    figures = {
+        "aggregate tok/s (1 slot, 4 slots)": (
+            one["aggregate_output_tokens_per_s"],
+            four["aggregate_output_tokens_per_s"],
+        ),
+        "TTFT p50 ms (1 slot, 4 slots)": (one["ttft_ms"]["p50"], four["ttft_ms"]["p50"]),
+    }
+    print(figures)
+    # Measured on 2 cores: 45 -> 75 tok/s on a busy VM, 82-86 -> 99-120 on an idle one; the
+    # margin leaves room for a loaded CI machine. With one slot three of four requests
+    # wait for the slot, so their first token comes seconds later (4.3 s vs 0.17 s).
+    assert four["aggregate_output_tokens_per_s"] > 1.1 * one["aggregate_output_tokens_per_s"], (
+        figures
+    )
+    assert four["ttft_ms"]["p50"] < 0.5 * one["ttft_ms"]["p50"], figures
