@@ -24,11 +24,13 @@ class RequestRecord:
     start_wall_s: float = 0.0  # epoch seconds when the request was sent
     start_mono_s: float = 0.0  # time.perf_counter() when the request was sent
     end_mono_s: float = 0.0  # last byte (or failure)
+    end_wall_s: float = 0.0  # epoch seconds at the last byte (or failure)
     ttfb_ms: float | None = None  # first byte of the response body
     ttft_ms: float | None = None  # first chunk carrying generated content
     # arrival of every content chunk, in ms after the request was sent
     chunk_times_ms: list[float] = field(default_factory=list)
     prompt_tokens: int | None = None
+    prompt_tokens_source: str = "none"  # usage | none (no tokenizer guess is made)
     output_tokens: int | None = None
     output_tokens_source: str = "none"
     finish_reason: str | None = None

@@ -110,7 +110,9 @@ class _StreamState:
         usage = message.get("usage")
         if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
             self.record.output_tokens = int(usage["completion_tokens"])
-            self.record.prompt_tokens = usage.get("prompt_tokens")
+            if usage.get("prompt_tokens") is not None:
+                self.record.prompt_tokens = int(usage["prompt_tokens"])
+                self.record.prompt_tokens_source = "usage"
             self.record.output_tokens_source = "usage"
         if isinstance(message.get("timings"), dict):
             self.record.server_timings = message["timings"]
@@ -195,6 +197,7 @@ async def send_streaming(
         _fail(record, "client_error", f"{type(exc).__name__}: {exc}")
     finally:
         record.end_mono_s = time.perf_counter()
+        record.end_wall_s = time.time()
     return record
 
 
@@ -202,4 +205,5 @@ def mark_cancelled(record: RequestRecord) -> RequestRecord:
     """Mark a record whose request was cut short by cancellation (Ctrl-C, duration bound)."""
     _fail(record, "cancelled", "request cancelled before it finished")
     record.end_mono_s = time.perf_counter()
+    record.end_wall_s = time.time()
     return record

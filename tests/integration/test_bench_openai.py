@@ -44,6 +44,10 @@ def test_bench_measures_a_running_openai_compatible_server(
         assert (level["peak_memory_mib"] is None) == (expected_kind is None)
     records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
     assert len(records) == 16
+    for record in records:  # wall and monotonic clocks tell the same duration
+        wall_s = record["end_wall_s"] - record["start_wall_s"]
+        assert wall_s == pytest.approx(record["e2e_ms"] / 1000, abs=0.05)
+        assert record["prompt_tokens_source"] == "usage" and record["prompt_tokens"] > 0
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert "| openai" in (run_dir / "table.md").read_text()
     assert "| openai" in result.stdout

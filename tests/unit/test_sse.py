@@ -97,7 +97,7 @@ def test_role_only_and_empty_deltas_do_not_start_ttft() -> None:
 def test_usage_only_last_chunk_gives_the_token_counts() -> None:
     record = fold([(STREAM, 5.0)])
     assert (record.output_tokens, record.prompt_tokens) == (2, 7)
-    assert record.output_tokens_source == "usage"
+    assert (record.output_tokens_source, record.prompt_tokens_source) == ("usage", "usage")
     assert record.finish_reason == "length"
 
 
@@ -105,6 +105,7 @@ def test_without_usage_tokens_fall_back_to_chunks_and_say_so() -> None:
     record = fold([(ROLE_ONLY + HELLO + WORLD + FINISH + DONE, 5.0)])
     assert record.output_tokens == 2
     assert record.output_tokens_source == "chunk_count"
+    assert (record.prompt_tokens, record.prompt_tokens_source) == (None, "none")
 
 
 def test_completions_text_chunks_count_as_content() -> None:
