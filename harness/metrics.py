@@ -96,7 +96,9 @@ METRICS: dict[str, Metric] = {
             "MiB",
             "lower",
             "max GPU memory used over the level (NVML, per device, nothing subtracted); "
-            "without NVML: peak RSS of the engine's process tree, labelled process_rss",
+            "for a CPU engine (embedded llama.cpp, or no GPU layers) or without NVML: peak "
+            "RSS of the engine's process tree, labelled process_rss; null for a server on "
+            "another machine",
         ),
     )
 }

@@ -15,7 +15,7 @@ from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint
 from harness.client.processes import auto_processes, run_level_in_processes, run_until_signal
 from harness.client.scheduler import LevelOutcome, LevelPlan, warm_up
-from harness.config import BenchConfig, machine_id
+from harness.config import BenchConfig, EngineConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
 from harness.engines.base import log_tail
 from harness.environment import config_hash, machine_info, software_info
@@ -109,6 +109,9 @@ class Job:
                     self.engine.base_url,
                 )
                 gpu_mode = "off"
+            elif engine_on_cpu(self.bench.engine) and gpu_mode == "auto":
+                # a CPU engine's memory is its process tree's RSS, not the GPU's
+                gpu_mode = "off"
             self.sampler = Sampler(
                 self.run_dir / TELEMETRY_FILE,
                 bench.telemetry.interval_ms,
@@ -161,8 +164,7 @@ class Job:
     def _predict_memory(self, model_info: dict[str, Any]) -> dict[str, Any]:
         """fit.py's prediction for this deployment, to stand beside the measured peak."""
         engine, gpus = self.bench.engine, self.environment["machine"].get("gpus") or []
-        embedded = engine.kind == "llamacpp_embedded" or engine.launcher == "embedded"
-        on_cpu = embedded or not gpus
+        on_cpu = engine_on_cpu(self.bench.engine) or not gpus
         path = model_info.get("path")
         try:
             prediction = predict_for_config(
@@ -332,6 +334,14 @@ class Job:
         self.writer.write_summary(self.summary)
         self.writer.write_text(TABLE_FILE, run_table(self.summary))
         self.writer.close()
+
+
+def engine_on_cpu(engine: EngineConfig) -> bool:
+    """The embedded llama.cpp server, or llama.cpp with no layer offloaded: its memory is
+    its process tree's, whatever GPU the machine has."""
+    if engine.kind == "llamacpp_embedded" or engine.launcher == "embedded":
+        return True
+    return engine.kind == "llamacpp" and engine.n_gpu_layers == 0
 
 
 def run_job(

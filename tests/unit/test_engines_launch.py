@@ -211,3 +211,22 @@ def test_a_server_elsewhere_is_not_measured_with_this_machines_gpu(
     bench = compose_bench("engine=openai", f"engine.url='{url}'", "model=served",
                           "model.served_name=m")  # fmt: skip
     assert create_engine(bench.engine, bench.model, tmp_path).on_this_machine is here
+
+
+@pytest.mark.parametrize(
+    ("overrides", "on_cpu"),
+    [
+        ((), True),  # the embedded server
+        (("engine=llamacpp", "engine.launcher=embedded"), True),
+        (("engine=llamacpp-cpu",), True),  # n_gpu_layers: 0
+        (("engine=llamacpp",), False),
+        (("engine=ollama",), False),
+        (("engine=vllm",), False),
+    ],
+)
+def test_a_cpu_engine_is_measured_by_its_processes_even_beside_a_gpu(
+    overrides: tuple[str, ...], on_cpu: bool
+) -> None:
+    from harness.runner import engine_on_cpu
+
+    assert engine_on_cpu(compose_bench(*overrides).engine) is on_cpu
