@@ -85,8 +85,8 @@ def test_compose_of_a_gpu_service_without_a_gpu_fails() -> None:
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        (("engine=vllm",), "model.hf_repo"),
-        (("engine=ollama",), "model.ollama_tag"),
+        (("engine=vllm", "model.hf_repo=null"), "model.hf_repo"),
+        (("engine=ollama", "model.ollama_tag=null"), "model.ollama_tag"),
         (("engine=llamacpp", "model=served", "model.served_name=x"), "model.url"),
     ],
 )
@@ -95,6 +95,14 @@ def test_a_model_without_what_the_engine_needs_names_the_field(
 ) -> None:
     with pytest.raises(EngineError, match=f"set {field}="):
         engine_for(tmp_path, *overrides).check_model()
+
+
+def test_the_default_model_serves_every_engine(tmp_path: Path) -> None:
+    """gemma3-270m: the packaged GGUF for llama.cpp, Ollama's tag, an ungated HF copy."""
+    for engine in ("vllm", "ollama", "llamacpp"):
+        engine_for(tmp_path, f"engine={engine}").check_model()  # raises when a field is missing
+    assert engine_for(tmp_path, "engine=ollama").tag == "gemma3:270m"
+    assert engine_for(tmp_path, "engine=vllm").hf_repo == "unsloth/gemma-3-270m-it"
 
 
 def test_a_gguf_path_or_url_serves_llama_cpp_whatever_the_source() -> None:
