@@ -325,6 +325,10 @@ class Job:
             self.sampler.stop()
         if self.bench.engine.keep_running:
             log.info("engine left running at %s (engine.keep_running=true)", self.engine.base_url)
+            try:
+                self.engine.save_log()
+            except Exception as exc:  # the run's outcome matters more than its engine log
+                log.error("saving the engine log failed: %s", exc)
         else:
             try:
                 self.engine.stop()

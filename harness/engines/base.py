@@ -83,6 +83,11 @@ class Engine(ABC):
     def alive(self) -> bool:
         return True
 
+    def save_log(self) -> None:
+        """Bring the engine's log into the run directory where it is not written there
+        already (a container's log); called when the engine is left running."""
+        return None
+
     @abstractmethod
     def stop(self) -> None:
         """Stop the server (graceful, then forced) unless it is not ours to stop."""

@@ -199,11 +199,15 @@ class ServedEngine(Engine):
             return (self.compose.inspect("{{.State.Status}}") or "") == "running"
         return False
 
+    def save_log(self) -> None:
+        if self.compose is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_text(self.compose.logs())
+
     def stop(self) -> None:
         grace_s = self.engine_cfg.stop_grace_s
         if self.process is not None:
             self.process.stop(grace_s)
         if self.compose is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self.log_path.write_text(self.compose.logs())
+            self.save_log()
             self.compose.stop(grace_s)

@@ -176,6 +176,24 @@ def test_vllm_runs_as_the_compose_service_with_its_knobs(
     assert "stand-in vllm listening" in (run_dir / "engine.log").read_text()
 
 
+def test_a_service_left_running_still_leaves_its_log_in_the_run(
+    fake_docker_env: dict[str, str], tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    overrides = (
+        "engine=vllm",
+        "engine.launcher=compose",
+        "model.hf_repo=org/fake-model",
+        "engine.keep_running=true",
+    )
+    run_dir = finished_run(bench(fake_docker_env, results, *overrides), results)
+    calls = compose_calls(fake_docker_env)
+    assert calls[-1] == ["logs", "--no-color", "vllm"]
+    assert not [c for c in calls if c[0] in ("stop", "down", "kill")]
+    assert "vllm" in _containers(Path(fake_docker_env[RECORD_ENV]))  # still running
+    assert "stand-in vllm listening" in (run_dir / "engine.log").read_text()
+
+
 def test_llamacpp_cpu_uses_the_cpu_profile_and_mounts_the_gguf_folder(
     fake_docker_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -214,7 +232,7 @@ def test_a_container_that_dies_fails_the_wait_with_its_log(
 def test_a_model_without_an_ollama_tag_is_refused_before_docker_starts(
     fake_docker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = bench(fake_docker_env, tmp_path / "results", "engine=ollama")
+    result = bench(fake_docker_env, tmp_path / "results", "engine=ollama", "model.ollama_tag=null")
     assert result.returncode == 1
     assert "model='gemma3-270m' has no model.ollama_tag: set model.ollama_tag=<tag>" in (
         result.stderr
