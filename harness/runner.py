@@ -120,6 +120,7 @@ class Job:
                 bench.telemetry.process_rss,
             )
             baseline = self.sampler.baseline()
+            self.summary["memory_baseline_mib"] = baseline  # before the engine started
             self.engine.preflight()  # fail fast (no GPU, no Docker, port taken) before pulls
             model_info = self.engine.provision()
             self.summary["predicted_memory"] = self._predict_memory(model_info)
