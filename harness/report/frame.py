@@ -154,12 +154,18 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+# What the harness passes when the config leaves the KV cache type null.
+DEFAULT_KV_CACHE_TYPE = {"vllm": "auto"}
+
+
 def _engine_knobs(engine: dict[str, Any], kind: str) -> dict[str, str]:
     """The knobs of ENGINE_KNOBS as text, from the run's stored config ("" where they do
-    not apply to its engine kind; "default" where the engine's own default was pinned)."""
+    not apply to its engine kind)."""
     knobs = {}
     for column, kinds in ENGINE_KNOBS.items():
         value = engine.get(column.removeprefix("engine_"))
+        if value is None and column == "engine_kv_cache_type":
+            value = DEFAULT_KV_CACHE_TYPE.get(kind, "f16")
         if kind not in kinds:
             knobs[column] = ""
         else:

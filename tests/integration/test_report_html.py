@@ -16,7 +16,9 @@ from matplotlib import image
 
 from harness.report.frame import SkippedRunWarning, Store, load_store
 from harness.report.html import write_report
+from harness.report.tables import fmt
 from tests.support.report_store import build_store
+from tests.unit.test_report import reference_levels
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FIGURES = 6
@@ -57,7 +59,8 @@ def test_report_html_needs_no_network(report: Path) -> None:
 def test_report_html_holds_the_tables_and_every_figure_inline(report: Path) -> None:
     html = report.read_text()
     assert html.count("<table>") >= 5  # 2 throughput, comparison, runs, metric definitions
-    assert "8 concurrent" in html and "22.7 (interrupted)" in html
+    interrupted = reference_levels()[2]["output_tokens_per_s_per_request"]["mean"]
+    assert "8 concurrent" in html and f"{fmt(interrupted)} (interrupted)" in html
     images = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
     assert len(images) == FIGURES
     for encoded in images:

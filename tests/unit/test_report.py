@@ -32,10 +32,15 @@ from harness.report.frame import (
     series_labels,
 )
 from harness.report.html import write_report
-from harness.report.tables import engine_comparison, throughput_by_concurrency, write_tables
+from harness.report.tables import (
+    engine_comparison,
+    fmt,
+    throughput_by_concurrency,
+    write_tables,
+)
 from tests.support.report_store import REFERENCE_RUN, REFERENCE_STORE, build_store, write_run
 
-LLAMA_RUN = "llamacpp-embedded__gemma3-270m__20261125T013540568616Z"
+LLAMA_RUN = "llamacpp-embedded__gemma3-270m__20261125T191927779795Z"
 
 
 @pytest.fixture
@@ -119,7 +124,9 @@ def test_throughput_markdown_has_one_column_per_concurrency(
     header = next(line for line in text.splitlines() if line.startswith("| machine"))
     titles = [cell.strip() for cell in header.strip("|").split("|")]
     assert titles == ["machine", "engine", "parallel"] + [f"{c} concurrent" for c in (1, 2, 4, 8)]
-    assert "22.7 (interrupted)" in text
+    # the interrupted run (one slot) at 2 concurrent: the reference run's figure, so marked
+    interrupted = reference_levels()[2]["output_tokens_per_s_per_request"]["mean"]
+    assert f"{fmt(interrupted)} (interrupted)" in text
 
 
 def test_the_engine_comparison_defaults_to_the_highest_common_concurrency(store: Store) -> None:
@@ -133,7 +140,7 @@ def test_the_engine_comparison_defaults_to_the_highest_common_concurrency(store:
     assert vm_llama["ttft_p99_ms"] == pytest.approx(level[2]["ttft_ms"]["p99"])
     assert vm_llama["peak_memory_kind"] == "process_rss"
     assert vm_llama["peak_memory_mib"] == max(lv["peak_memory_mib"] for lv in level.values())
-    assert pd.isna(vm_llama["predicted_memory_mib"])
+    assert vm_llama["predicted_memory_mib"] == level[1]["predicted_memory_mib"]
     assert vm_llama["error_rate"] == 0.0
     gpu = table[table["machine_id"] == "gpu-box"]
     assert set(gpu["peak_memory_kind"]) == {"gpu"} and set(gpu["predicted_memory_mib"]) == {5000}
@@ -188,7 +195,7 @@ def test_the_memory_figure_shows_measured_and_predicted_per_run(store: Store) ->
     assert llama["kind"] == "process_rss"
     peak = max(level["peak_memory_mib"] for level in reference_levels().values())
     assert llama["measured"] == pytest.approx(peak)
-    assert pd.isna(llama["predicted"])
+    assert llama["predicted"] == reference_levels()[1]["predicted_memory_mib"]
     gpu_ollama = plot.series["ollama__gemma3-270m__20261125T050000000000Z"]
     assert (gpu_ollama["kind"], gpu_ollama["predicted"]) == ("gpu", 5000.0)
 
