@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import EngineConfig, ModelConfig
+from harness.engines.host import PORT_ATTEMPTS, port_problem
+
+log = logging.getLogger(__name__)
 
 
 class EngineError(RuntimeError):
@@ -103,6 +107,29 @@ def http_get(
             return response.status, response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", errors="replace")
+
+
+def retry_if_port_lost(
+    wait: Callable[[], None], port_lost: Callable[[], bool], restart: Callable[[], None]
+) -> None:
+    """`wait` for the server; when it failed because another program took the free port
+    picked for it (`port_lost`), `restart` it on another one, PORT_ATTEMPTS tries in all."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            wait()
+            return
+        except EngineError:
+            if attempt == PORT_ATTEMPTS or not port_lost():
+                raise
+        log.warning("the engine's port was taken before it bound it; trying another port")
+        restart()
+
+
+def refuse_taken_port(engine_cfg: EngineConfig) -> None:
+    """A port set with engine.port that another program holds: refused before any work."""
+    taken = port_problem(engine_cfg.host, engine_cfg.port)
+    if taken:
+        raise EngineError(f"{engine_cfg.name}: {taken}; set engine.port=0 (a free port)")
 
 
 def poll_until(

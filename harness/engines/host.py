@@ -89,11 +89,6 @@ PORT_TAKEN_MARKERS = ("couldn't bind", "address already in use")
 PORT_ATTEMPTS = 3
 
 
-def log_offset(log_path: Path) -> int:
-    """Where the next start's output begins in an appended engine log."""
-    return log_path.stat().st_size if log_path.exists() else 0
-
-
 def lost_the_port(log_path: Path, offset: int) -> bool:
     """True when the engine log, from `offset` on, says the engine could not bind its port."""
     if not log_path.exists():

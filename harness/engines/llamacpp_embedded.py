@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from typing import Any
@@ -15,18 +14,12 @@ from harness.engines.base import (
     log_tail,
     parse_prometheus,
     poll_until,
+    refuse_taken_port,
+    retry_if_port_lost,
 )
-from harness.engines.host import (
-    PORT_ATTEMPTS,
-    free_port,
-    log_offset,
-    lost_the_port,
-    port_problem,
-)
+from harness.engines.host import free_port
 from harness.engines.process import ManagedProcess
 from harness.engines.provision import describe_gguf, resolve_gguf
-
-log = logging.getLogger(__name__)
 
 
 class EmbeddedLlamaCpp(Engine):
@@ -39,7 +32,6 @@ class EmbeddedLlamaCpp(Engine):
         self.port = self.engine_cfg.port or free_port(self.engine_cfg.host)
         self.process: ManagedProcess | None = None
         self.model_path: str | None = None
-        self._log_offset = 0
 
     @property
     def root_url(self) -> str:
@@ -54,9 +46,7 @@ class EmbeddedLlamaCpp(Engine):
         return self.model_cfg.name
 
     def preflight(self) -> None:
-        taken = port_problem(self.engine_cfg.host, self.engine_cfg.port)
-        if taken:
-            raise EngineError(f"{self.engine_cfg.name}: {taken}; set engine.port=0 (a free port)")
+        refuse_taken_port(self.engine_cfg)
 
     def provision(self) -> dict[str, Any]:
         from harness.engines.llamacpp import gguf_model  # imports this module
@@ -105,7 +95,6 @@ class EmbeddedLlamaCpp(Engine):
                 "engine=llamacpp-embedded needs the xllamacpp package: "
                 "pip install 'llm-bench-harness[embedded]' (make bench installs it)"
             ) from exc
-        self._log_offset = log_offset(self.log_path)
         self.process = ManagedProcess(self.command(), self.log_path)
         self.process.start()
 
@@ -118,29 +107,25 @@ class EmbeddedLlamaCpp(Engine):
         return None
 
     def wait_ready(self) -> None:
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            try:
-                poll_until(
-                    lambda: http_get(f"{self.root_url}/health", timeout_s=2)[0] == 200,
-                    self.engine_cfg.startup_timeout_s,
-                    f"llama.cpp server at {self.root_url}",
-                    still_possible=self._died,
-                )
-                return
-            except EngineError:
-                if not self._port_taken_meanwhile() or attempt == PORT_ATTEMPTS:
-                    raise
-            log.warning("port %d was taken before the server bound it; another port", self.port)
-            self.port = free_port(self.engine_cfg.host)
-            self.start()
+        retry_if_port_lost(self._wait_healthy, self._port_taken_meanwhile, self._restart)
+
+    def _wait_healthy(self) -> None:
+        poll_until(
+            lambda: http_get(f"{self.root_url}/health", timeout_s=2)[0] == 200,
+            self.engine_cfg.startup_timeout_s,
+            f"llama.cpp server at {self.root_url}",
+            still_possible=self._died,
+        )
 
     def _port_taken_meanwhile(self) -> bool:
         """The free port picked was taken by someone else before the server bound it."""
         return (
-            not self.engine_cfg.port
-            and not self.alive()
-            and lost_the_port(self.log_path, self._log_offset)
+            not self.engine_cfg.port and self.process is not None and self.process.lost_its_port()
         )
+
+    def _restart(self) -> None:
+        self.port = free_port(self.engine_cfg.host)
+        self.start()
 
     def version(self) -> dict[str, Any]:
         import xllamacpp

@@ -9,6 +9,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from harness.engines.host import lost_the_port
+
 log = logging.getLogger(__name__)
 
 
@@ -20,10 +22,12 @@ class ManagedProcess:
         self.log_path = log_path
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_offset = 0  # where this start's output begins in the appended log
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
+            self.log_offset = log_file.tell()
             self.proc = subprocess.Popen(
                 self.args,
                 stdout=log_file,
@@ -39,6 +43,10 @@ class ManagedProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def lost_its_port(self) -> bool:
+        """It exited, saying in its log (this start's part) that its port was taken."""
+        return not self.alive() and lost_the_port(self.log_path, self.log_offset)
 
     def exit_code(self) -> int | None:
         return self.proc.poll() if self.proc else None

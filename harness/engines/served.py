@@ -7,20 +7,26 @@ which HTTP path answers when it is ready, and how to read its version and metric
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from abc import abstractmethod
 from typing import Any
 
 from harness.engines import host
-from harness.engines.base import Engine, EngineError, http_get, log_tail, poll_until
+from harness.engines.base import (
+    Engine,
+    EngineError,
+    http_get,
+    log_tail,
+    poll_until,
+    refuse_taken_port,
+    retry_if_port_lost,
+)
 from harness.engines.compose import ComposeService, image_digest, load_compose, service_needs_gpu
 from harness.engines.launch import Needs, choose_launcher, gather_facts
 from harness.engines.process import ManagedProcess
 
 STATE_CHECK_INTERVAL_S = 2.0
-log = logging.getLogger(__name__)
 
 
 class ServedEngine(Engine):
@@ -40,7 +46,6 @@ class ServedEngine(Engine):
         self.compose: ComposeService | None = None
         self._pids: list[int] = []
         self._last_state_check = 0.0
-        self._log_offset = 0
 
     # -- what a subclass provides -------------------------------------------------------
     def check_model(self) -> None:
@@ -97,9 +102,7 @@ class ServedEngine(Engine):
         requested = self.engine_cfg.launcher
         launcher = choose_launcher(requested, needs, gather_facts(needs, requested))
         self.check_model()
-        taken = host.port_problem(self.engine_cfg.host, self.engine_cfg.port)
-        if taken:
-            raise EngineError(f"{self.engine_cfg.name}: {taken}; set engine.port=0 (a free port)")
+        refuse_taken_port(self.engine_cfg)
         self.launcher = launcher
 
     def compose_service(self) -> ComposeService:
@@ -110,7 +113,6 @@ class ServedEngine(Engine):
         self.port = self.engine_cfg.port or host.free_port(self.engine_cfg.host)
         if self.launcher == "native":
             env = {**os.environ, **self.native_env()}
-            self._log_offset = host.log_offset(self.log_path)
             self.process = ManagedProcess(self.native_command(), self.log_path, env=env)
             self.process.start()
         else:
@@ -136,34 +138,29 @@ class ServedEngine(Engine):
         return log_tail(self.log_path, lines)
 
     def wait_ready(self) -> None:
-        for attempt in range(1, host.PORT_ATTEMPTS + 1):
-            try:
-                poll_until(
-                    lambda: http_get(f"{self.root_url}{self.health_path}", timeout_s=2)[0] == 200,
-                    self.engine_cfg.startup_timeout_s,
-                    f"{self.engine_cfg.name} at {self.root_url} ({self.launcher})",
-                    interval_s=0.5,
-                    still_possible=self._died,
-                )
-                break
-            except EngineError as exc:
-                if not self._port_taken_meanwhile() or attempt == host.PORT_ATTEMPTS:
-                    raise EngineError(
-                        f"{exc} (engine.startup_timeout_s="
-                        f"{self.engine_cfg.startup_timeout_s:.0f}); "
-                        f"last lines of the engine log:\n{self.engine_log_tail()}"
-                    ) from None
-            log.warning("port %d was taken before the server bound it; another port", self.port)
-            self.start()  # picks another free port
+        try:
+            # start() picks another free port for a native server that lost its own
+            retry_if_port_lost(self._wait_healthy, self._port_taken_meanwhile, self.start)
+        except EngineError as exc:
+            raise EngineError(
+                f"{exc} (engine.startup_timeout_s={self.engine_cfg.startup_timeout_s:.0f}); "
+                f"last lines of the engine log:\n{self.engine_log_tail()}"
+            ) from None
         self.after_ready()
+
+    def _wait_healthy(self) -> None:
+        poll_until(
+            lambda: http_get(f"{self.root_url}{self.health_path}", timeout_s=2)[0] == 200,
+            self.engine_cfg.startup_timeout_s,
+            f"{self.engine_cfg.name} at {self.root_url} ({self.launcher})",
+            interval_s=0.5,
+            still_possible=self._died,
+        )
 
     def _port_taken_meanwhile(self) -> bool:
         """A native server lost the free port picked for it to another program."""
         return (
-            self.process is not None
-            and not self.engine_cfg.port
-            and not self.process.alive()
-            and host.lost_the_port(self.log_path, self._log_offset)
+            not self.engine_cfg.port and self.process is not None and self.process.lost_its_port()
         )
 
     def launch_info(self) -> dict[str, Any]:

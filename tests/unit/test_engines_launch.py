@@ -188,19 +188,26 @@ def test_sweepable_knobs_compose(overrides: tuple[str, ...]) -> None:
 
 
 def test_lost_the_port_reads_only_the_latest_start_of_an_appended_log(tmp_path: Path) -> None:
-    from harness.engines.host import log_offset, lost_the_port
+    import sys
+
+    from harness.engines.host import lost_the_port
+    from harness.engines.process import ManagedProcess
 
     log_path = tmp_path / "engine.log"
-    assert log_offset(log_path) == 0 and not lost_the_port(log_path, 0)
-    log_path.write_text("E srv start: couldn't bind HTTP server socket, port: 8080\n")
-    assert lost_the_port(log_path, 0)
-    offset = log_offset(log_path)
-    with log_path.open("a") as log_file:
-        log_file.write("error loading model: out of memory\n")
-    assert not lost_the_port(log_path, offset)
-    with log_path.open("a") as log_file:
-        log_file.write("Error: listen tcp 127.0.0.1:11434: bind: address already in use\n")
-    assert lost_the_port(log_path, offset)
+    assert not lost_the_port(log_path, 0)
+
+    def run(line: str) -> ManagedProcess:
+        process = ManagedProcess([sys.executable, "-c", f"print({line!r})"], log_path)
+        process.start()
+        assert process.proc is not None and process.proc.wait(timeout=30) == 0
+        return process
+
+    first = run("E srv start: couldn't bind HTTP server socket, port: 8080")
+    assert first.log_offset == 0 and first.lost_its_port()
+    second = run("error loading model: out of memory")
+    assert second.log_offset > 0 and not second.lost_its_port()  # the first start's line
+    third = run("Error: listen tcp 127.0.0.1:11434: bind: address already in use")
+    assert third.lost_its_port()
 
 
 @pytest.mark.parametrize(
