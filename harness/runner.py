@@ -165,7 +165,7 @@ class Job:
     def _predict_memory(self, model_info: dict[str, Any]) -> dict[str, Any]:
         """fit.py's prediction for this deployment, to stand beside the measured peak."""
         engine, gpus = self.bench.engine, self.environment["machine"].get("gpus") or []
-        on_cpu = engine_on_cpu(self.bench.engine) or not gpus
+        on_cpu = engine_on_cpu(engine) or not gpus
         path = model_info.get("path")
         try:
             prediction = predict_for_config(
