@@ -142,14 +142,15 @@ def compose_calls(env: dict[str, str]) -> list[list[str]]:
     return [c["argv"][6:] for c in docker_calls(env) if c["argv"][1:2] == ["compose"]][1:]
 
 
+VLLM_UNDER_COMPOSE = ("engine=vllm", "engine.launcher=compose", "model.hf_repo=org/fake-model")
+
+
 def test_vllm_runs_as_the_compose_service_with_its_knobs(
     fake_docker_env: dict[str, str], tmp_path: Path
 ) -> None:
     results = tmp_path / "results"
     overrides = (
-        "engine=vllm",
-        "engine.launcher=compose",
-        "model.hf_repo=org/fake-model",
+        *VLLM_UNDER_COMPOSE,
         "engine.parallel=8",
         "engine.gpu_memory_utilization=0.5",
         "engine.stop_grace_s=3",
@@ -180,12 +181,7 @@ def test_a_service_left_running_still_leaves_its_log_in_the_run(
     fake_docker_env: dict[str, str], tmp_path: Path
 ) -> None:
     results = tmp_path / "results"
-    overrides = (
-        "engine=vllm",
-        "engine.launcher=compose",
-        "model.hf_repo=org/fake-model",
-        "engine.keep_running=true",
-    )
+    overrides = (*VLLM_UNDER_COMPOSE, "engine.keep_running=true")
     run_dir = finished_run(bench(fake_docker_env, results, *overrides), results)
     calls = compose_calls(fake_docker_env)
     assert calls[-1] == ["logs", "--no-color", "vllm"]
