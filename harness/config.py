@@ -77,6 +77,16 @@ def _refuse_secret_in_url(field_name: str, url: str | None, advice: str = SECRET
         )
 
 
+# The KV cache type the harness pins when engine.kv_cache_type is null (each engine's
+# own default, passed explicitly so that a version change cannot move it).
+DEFAULT_KV_CACHE_TYPE = {"vllm": "auto"}
+
+
+def kv_cache_type_for(kind: str, value: str | None) -> str:
+    """The KV cache type an engine of `kind` is given for the configured `value`."""
+    return value or DEFAULT_KV_CACHE_TYPE.get(kind, "f16")
+
+
 def _require_positive(field_name: str, value: float | int | None, allow_zero: bool = False) -> None:
     if value is None:
         return

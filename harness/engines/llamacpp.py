@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.config import ModelConfig
+from harness.config import ModelConfig, kv_cache_type_for
 from harness.engines.base import EngineError, http_get, parse_prometheus
 from harness.engines.provision import describe_gguf, resolve_gguf
 from harness.engines.served import ServedEngine
@@ -71,7 +71,7 @@ class LlamaServer(ServedEngine):
         return describe_gguf(model, self.model_path)
 
     def kv_cache_type(self) -> str:
-        return self.engine_cfg.kv_cache_type or "f16"
+        return kv_cache_type_for(self.kind, self.engine_cfg.kv_cache_type)
 
     def server_args(self, model_path: str, host: str, port: int) -> list[str]:
         """Arguments after the executable; the same natively and in the container."""

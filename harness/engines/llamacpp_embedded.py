@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from harness.config import kv_cache_type_for
 from harness.engines.base import (
     Engine,
     EngineError,
@@ -84,7 +85,7 @@ class EmbeddedLlamaCpp(Engine):
             "--flash-attn",
             cfg.flash_attn,
             "--cache-type",
-            cfg.kv_cache_type or "f16",
+            kv_cache_type_for(self.kind, cfg.kv_cache_type),
         ]
 
     def start(self) -> None:
@@ -160,7 +161,7 @@ class EmbeddedLlamaCpp(Engine):
             "threads": cfg.threads or os.cpu_count() or 1,  # what the server process uses
             "n_gpu_layers": cfg.n_gpu_layers,
             "flash_attn": cfg.flash_attn,
-            "kv_cache_type": cfg.kv_cache_type or "f16",
+            "kv_cache_type": kv_cache_type_for(self.kind, cfg.kv_cache_type),
         }
 
     def scrape(self) -> dict[str, float]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from harness.config import kv_cache_type_for
 from harness.engines.base import EngineError
 from harness.engines.served import ServedEngine
 
@@ -117,7 +118,7 @@ class Ollama(ServedEngine):
             "OLLAMA_KEEP_ALIVE": cfg.ollama_keep_alive,
             "OLLAMA_MAX_LOADED_MODELS": "1",
             "OLLAMA_FLASH_ATTENTION": FLASH_ATTENTION_ENV[cfg.flash_attn],
-            "OLLAMA_KV_CACHE_TYPE": cfg.kv_cache_type or "f16",
+            "OLLAMA_KV_CACHE_TYPE": kv_cache_type_for(self.kind, cfg.kv_cache_type),
         }
 
     def native_command(self) -> list[str]:

@@ -12,6 +12,7 @@ import re
 import shlex
 from typing import Any
 
+from harness.config import kv_cache_type_for
 from harness.engines.base import EngineError, http_get, parse_prometheus
 from harness.engines.served import ServedEngine
 
@@ -66,7 +67,7 @@ class Vllm(ServedEngine):
         }
 
     def kv_cache_dtype(self) -> str:
-        return self.engine_cfg.kv_cache_type or "auto"
+        return kv_cache_type_for(self.kind, self.engine_cfg.kv_cache_type)
 
     def server_args(self, host: str, port: int) -> list[str]:
         """Arguments after `vllm serve`; the same natively and in the container."""

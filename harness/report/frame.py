@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.config import kv_cache_type_for
 from harness.metrics import DISTRIBUTION_METRICS, METRICS, STATISTICS
 from harness.store import ENVIRONMENT_FILE, SUMMARY_FILE, iter_run_dirs, read_records
 
@@ -154,18 +155,14 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-# What the harness passes when the config leaves the KV cache type null.
-DEFAULT_KV_CACHE_TYPE = {"vllm": "auto"}
-
-
 def _engine_knobs(engine: dict[str, Any], kind: str) -> dict[str, str]:
     """The knobs of ENGINE_KNOBS as text, from the run's stored config ("" where they do
     not apply to its engine kind)."""
     knobs = {}
     for column, kinds in ENGINE_KNOBS.items():
         value = engine.get(column.removeprefix("engine_"))
-        if value is None and column == "engine_kv_cache_type":
-            value = DEFAULT_KV_CACHE_TYPE.get(kind, "f16")
+        if column == "engine_kv_cache_type":
+            value = kv_cache_type_for(kind, value)
         if kind not in kinds:
             knobs[column] = ""
         else:
