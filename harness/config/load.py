@@ -1,0 +1,85 @@
+"""The load group's schema (conf/load/*.yaml): the levels of a job and their bounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.config.checks import ConfigError, require_choice, require_positive
+from harness.constants import ARRIVALS, LOAD_MODES
+
+
+@dataclass
+class LoadConfig:
+    """How hard to push, level by level, and the bounds of each level.
+
+    mode=concurrency: closed loop, one level per `concurrency` entry (N workers).
+    mode=rate: open loop, one level per `rate` entry (requests/s, `arrival` schedule),
+    at most `max_concurrency` in flight (0: no cap).
+    mode=burst: one level per `concurrency` entry, fired in waves of N at once.
+    A level ends after `requests_per_level` requests or `max_duration_s`, whichever first.
+    """
+
+    mode: str = "concurrency"
+    concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    rate: list[float] = field(default_factory=list)
+    arrival: str = "poisson"
+    max_concurrency: int = 0
+    requests_per_level: int = 16
+    # Each closed-loop level sends at least this many requests per worker, so high levels
+    # are not measured on a single wave.
+    min_requests_per_worker: int = 2
+    max_duration_s: float | None = None
+    warmup_requests: int = 2
+    request_timeout_s: float = 300.0
+    connect_timeout_s: float = 10.0
+    # Workers start spread evenly over this many seconds, so that requests of identical
+    # length do not move in lock-step waves (0: all workers start at once).
+    ramp_up_s: float = 0.0
+    # Client processes per level; 0: one, or more when the streams would saturate a core.
+    client_processes: int = 0
+    # Targets for goodput (share of requests meeting both); null: goodput not computed.
+    goodput_ttft_ms: float | None = None
+    goodput_tpot_ms: float | None = None
+
+    def validate(self) -> None:
+        require_choice("load.mode", self.mode, LOAD_MODES)
+        require_choice("load.arrival", self.arrival, ARRIVALS)
+        if self.mode == "rate":
+            if not self.rate:
+                raise ConfigError(
+                    "load.rate is empty; mode=rate needs request rates, e.g. load.rate=[1,2,4]"
+                )
+            for rate in self.rate:
+                if rate <= 0:
+                    raise ConfigError(f"load.rate contains {rate!r}; every rate must be > 0")
+        else:
+            if not self.concurrency:
+                raise ConfigError("load.concurrency is empty; give at least one level, e.g. [1,4]")
+            for level in self.concurrency:
+                if not isinstance(level, int) or level < 1:
+                    raise ConfigError(
+                        f"load.concurrency contains {level!r}; every level must be an integer >= 1"
+                    )
+        require_positive("load.max_concurrency", self.max_concurrency, allow_zero=True)
+        require_positive("load.requests_per_level", self.requests_per_level)
+        require_positive("load.min_requests_per_worker", self.min_requests_per_worker, True)
+        require_positive("load.max_duration_s", self.max_duration_s)
+        require_positive("load.warmup_requests", self.warmup_requests, allow_zero=True)
+        require_positive("load.request_timeout_s", self.request_timeout_s)
+        require_positive("load.connect_timeout_s", self.connect_timeout_s)
+        require_positive("load.ramp_up_s", self.ramp_up_s, allow_zero=True)
+        require_positive("load.client_processes", self.client_processes, allow_zero=True)
+        require_positive("load.goodput_ttft_ms", self.goodput_ttft_ms)
+        require_positive("load.goodput_tpot_ms", self.goodput_tpot_ms)
+
+    def levels(self) -> list[tuple[int, float | None]]:
+        """(concurrency, rate) of every level, in order."""
+        if self.mode == "rate":
+            return [(self.max_concurrency, float(rate)) for rate in self.rate]
+        return [(level, None) for level in self.concurrency]
+
+    def requests_for_level(self, concurrency: int) -> int:
+        """Requests sent at one level: the configured count, raised to cover every worker."""
+        if self.mode == "rate":
+            return self.requests_per_level
+        return max(self.requests_per_level, concurrency * self.min_requests_per_worker)

@@ -1,0 +1,34 @@
+"""Schemas of the telemetry, experiment and machine groups: how and where a run is kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.config.checks import require_choice, require_positive
+
+GPU_MODES = ("auto", "on", "off")
+
+
+@dataclass
+class TelemetryConfig:
+    """What the samplers measure while a level runs."""
+
+    interval_ms: float = 50.0
+    gpu: str = "auto"  # auto: NVML when present; on: require it; off: never
+    process_rss: bool = True
+
+    def validate(self) -> None:
+        require_positive("telemetry.interval_ms", self.interval_ms)
+        require_choice("telemetry.gpu", self.gpu, GPU_MODES)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "default"
+    description: str = ""
+
+
+@dataclass
+class MachineConfig:
+    # Names this machine in the store; default: the host name.
+    label: str | None = None
