@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-ARRIVALS = ("poisson", "constant")
+from harness.constants import ARRIVALS
 
 
 def arrival_offsets_s(count: int, rate_per_s: float, arrival: str, seed: int) -> list[float]:

@@ -24,9 +24,8 @@ import aiohttp
 from harness.client.arrivals import arrival_offsets_s
 from harness.client.monitor import ClientLoad, LoopMonitor
 from harness.client.openai_api import Endpoint, RequestSpec, mark_cancelled, send_streaming
+from harness.constants import LOAD_MODES
 from harness.records import RequestRecord
-
-LOAD_MODES = ("concurrency", "rate", "burst")
 
 
 @dataclass
@@ -75,7 +74,7 @@ def new_session(keep_alive: bool, limit: int = 1) -> aiohttp.ClientSession:
     while the client still trusts it ("Server disconnected" on the next request).
     """
     connector = aiohttp.TCPConnector(limit=limit, force_close=not keep_alive)
-    return aiohttp.ClientSession(connector=connector)
+    return aiohttp.ClientSession(connector=connector, trace_configs=[wire_tracing()])
 
 
 class _Level:
@@ -90,8 +89,11 @@ class _Level:
         first_request_id: int,
         share: Share,
     ) -> None:
-        self.endpoint, self.specs, self.plan = endpoint, specs, plan
+        self.plan = plan
         self.on_record, self.first_request_id, self.share = on_record, first_request_id, share
+        # built before the level starts: a wave of requests only hands bytes to sockets
+        self.requests = [endpoint.prepare(spec) for spec in specs]
+        self.target = endpoint.target()
         self.records: list[RequestRecord] = []
         self.timeout = aiohttp.ClientTimeout(
             total=plan.request_timeout_s, sock_connect=plan.connect_timeout_s
@@ -106,22 +108,26 @@ class _Level:
             return True
         return False
 
-    async def send(self, session: aiohttp.ClientSession, index: int, worker: int) -> None:
+    async def send(
+        self, session: aiohttp.ClientSession, index: int, worker: int, due_mono_s: float
+    ) -> RequestRecord:
         record = RequestRecord(
             request_id=self.first_request_id + index,
             concurrency=self.plan.concurrency,
             worker=worker,
             level=self.plan.level_index,
+            due_mono_s=due_mono_s,
         )
         try:
-            spec = self.specs[index % len(self.specs)]
-            await send_streaming(session, self.endpoint, spec, record, self.timeout)
+            request = self.requests[index % len(self.requests)]
+            await send_streaming(session, self.target, request, record, self.timeout)
         except asyncio.CancelledError:
             mark_cancelled(record)
             raise
         finally:
             self.records.append(record)
             self.on_record(record)
+        return record
 
 
 async def _sleep_until(deadline_mono_s: float) -> None:
@@ -136,14 +142,16 @@ async def _closed_loop(level: _Level) -> None:
     claim = share.claim or (lambda: next(counter, plan.num_requests))
 
     async def worker(worker_id: int) -> None:
-        if plan.ramp_up_s > 0:
-            await _sleep_until(level.started + plan.ramp_up_s * worker_id / plan.concurrency)
+        # every worker's first request is due at the level's start (or its ramp-up slot)
+        due = level.started + plan.ramp_up_s * worker_id / plan.concurrency
+        await _sleep_until(due)
         async with new_session(plan.keep_alive) as session:
             while not level.past_deadline():
                 index = claim()
                 if index >= plan.num_requests:
                     return
-                await level.send(session, index, worker_id)
+                # the next request is due the moment the last one ended
+                due = (await level.send(session, index, worker_id, due)).end_mono_s
 
     workers = range(share.index, plan.concurrency, share.count)
     await _gather_all([worker(w) for w in workers])
@@ -157,13 +165,14 @@ async def _open_loop(level: _Level, monitor: LoopMonitor) -> None:
     gate = asyncio.Semaphore(cap) if cap else None
     tasks: list[asyncio.Task[None]] = []
 
-    # open loop has no workers; `worker` is the client process
-    async def capped(session: aiohttp.ClientSession, index: int) -> None:
+    # open loop has no workers; `worker` is the client process. A request is due at its
+    # scheduled instant: the wait for a free slot under the cap is the client's wait.
+    async def capped(session: aiohttp.ClientSession, index: int, due: float) -> None:
         if gate is None:
-            await level.send(session, index, share.index)
+            await level.send(session, index, share.index, due)
             return
         async with gate:
-            await level.send(session, index, share.index)
+            await level.send(session, index, share.index, due)
 
     async with new_session(plan.keep_alive, limit=cap) as session:
         try:
@@ -173,7 +182,7 @@ async def _open_loop(level: _Level, monitor: LoopMonitor) -> None:
                 if level.past_deadline():
                     break
                 monitor.load.late_send_ms.append((time.perf_counter() - scheduled) * 1000.0)
-                tasks.append(asyncio.create_task(capped(session, index)))
+                tasks.append(asyncio.create_task(capped(session, index, scheduled)))
             await asyncio.gather(*tasks)
         finally:
             await _cancel_all(tasks)
@@ -188,8 +197,12 @@ async def _bursts(level: _Level) -> None:
             if level.past_deadline():
                 return
             batch = mine[start : start + wave]
+            due = time.perf_counter()
             await _gather_all(
-                [level.send(session, i, share.index + n * share.count) for n, i in enumerate(batch)]
+                [
+                    level.send(session, i, share.index + n * share.count, due)
+                    for n, i in enumerate(batch)
+                ]
             )
 
 
@@ -256,11 +269,11 @@ async def warm_up(
 ) -> list[RequestRecord]:
     """Send `count` unmeasured requests one after another; return them for error checks."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
+    target = endpoint.target()
     results = []
     async with new_session(keep_alive) as session:
         for index in range(count):
             record = RequestRecord(request_id=-1 - index, concurrency=0, worker=0)
-            results.append(
-                await send_streaming(session, endpoint, specs[index % len(specs)], record, timeout)
-            )
+            request = endpoint.prepare(specs[index % len(specs)])
+            results.append(await send_streaming(session, target, request, record, timeout))
     return results

@@ -14,6 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from harness.config import ModelConfig
+from harness.constants import HF_TOKEN_ENV
 from harness.engines.base import EngineError
 
 GGUF_MAGIC = b"GGUF"
@@ -54,7 +55,6 @@ def check_gguf(path: Path, field_name: str) -> Path:
     return path.resolve()
 
 
-HF_TOKEN_ENV = "HF_TOKEN"
 HF_HOSTS = ("huggingface.co", "hf.co")
 
 

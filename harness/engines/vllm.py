@@ -13,10 +13,10 @@ import shlex
 from typing import Any
 
 from harness.config import kv_cache_type_for
+from harness.constants import HF_TOKEN_ENV
 from harness.engines.base import EngineError, http_get, parse_prometheus
 from harness.engines.served import ServedEngine
 
-HF_TOKEN_ENV = "HF_TOKEN"
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MIB = 1024 * 1024
+from harness.constants import MIB
 
 
 @dataclass
