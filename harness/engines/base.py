@@ -72,8 +72,14 @@ class Engine(ABC):
         return {}
 
     def scrape(self) -> dict[str, float]:
-        """The engine's own metrics now (counters and gauges), or {} when it has none."""
+        """The engine's own metrics now (counters and gauges), or {} when it has none or
+        does not answer (it died between levels); never raises."""
         return {}
+
+    def runs_on_gpu(self) -> bool | None:
+        """Whether the engine reports its model on a GPU (valid after wait_ready); None
+        when it does not say."""
+        return None
 
     def pids(self) -> list[int]:
         """Processes whose memory is the engine's (empty for a server we did not start)."""
