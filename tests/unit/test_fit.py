@@ -15,8 +15,15 @@ import pytest
 from harness.config import ModelConfig
 from harness.fit import (
     CPU_RUNTIME_MIB,
+    MIB,
+    Arch,
     CacheCells,
+    FitError,
+    arch_from_dict,
+    arch_from_gguf,
+    arch_from_hf_config,
     engine_rule,
+    estimate_params_b,
     kv_bytes_per_token,
     kv_cache_bytes,
     largest_fitting_ctx,
@@ -26,18 +33,9 @@ from harness.fit import (
     original_heuristic,
     predict,
     predict_for_config,
+    read_gguf_metadata,
     vllm_activation_bytes,
     vllm_kv_tokens,
-)
-from harness.fit_arch import (
-    MIB,
-    Arch,
-    FitError,
-    arch_from_dict,
-    arch_from_gguf,
-    arch_from_hf_config,
-    estimate_params_b,
-    read_gguf_metadata,
 )
 
 GIB = 1024**3

@@ -9,21 +9,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.fit import (
-    ENGINES,
-    HEADROOM,
-    KV_BYTES_PER_ELEMENT,
-    VLLM_GPU_UTIL,
-    Prediction,
-    _check_counts,
-    available_models,
-    kv_bytes_per_element,
-    largest_fitting_ctx,
-    load_model_yaml,
-    original_heuristic,
-    predict_model,
-)
-from harness.fit_arch import QUANT_BITS_PER_WEIGHT, FitError, quant_name, resolve_model
+from harness.fit.arch import FitError
+from harness.fit.heuristic import original_heuristic
+from harness.fit.kv import KV_BYTES_PER_ELEMENT, kv_bytes_per_element
+from harness.fit.model import available_models, load_model_yaml, resolve_model
+from harness.fit.predict import ENGINES, largest_fitting_ctx, predict_model
+from harness.fit.prediction import HEADROOM, Prediction, check_counts
+from harness.fit.quant import QUANT_BITS_PER_WEIGHT, quant_name
+from harness.fit.vllm import VLLM_GPU_UTIL
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,7 +57,7 @@ def _check_args(args: argparse.Namespace) -> None:
     kv_bytes_per_element(args.kv_type)
     if args.quant is not None:
         quant_name(args.quant)
-    _check_counts(args.ctx, args.parallel)
+    check_counts(args.ctx, args.parallel)
 
 
 def report(args: argparse.Namespace) -> dict[str, Any]:
