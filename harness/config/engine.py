@@ -27,6 +27,7 @@ class EngineConfig:
     # Choices of the fields below; plain class attributes, not config fields.
     LAUNCHERS = ("auto", "compose", "native", "embedded")
     FLASH_ATTN_MODES = ("auto", "on", "off")
+    NETWORKS = ("bridge", "host")
     LLAMACPP_KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
     KV_CACHE_TYPES = {
         "llamacpp": LLAMACPP_KV_TYPES,
@@ -50,6 +51,9 @@ class EngineConfig:
     # Container image for launcher=compose, pinned to a tag, e.g. vllm/vllm-openai:v0.26.0
     image: str | None = None
     compose_project: str = "llm-bench"  # docker compose -p
+    # Compose only. bridge: the port is published through Docker's proxy, a hop a native
+    # engine does not have; host: the container shares the host's network, as a native one.
+    network: str = "bridge"
     service: str | None = None  # compose service; null: the engine's own (docker/compose.yaml)
     binary: str | None = None  # native executable; null: llama-server, ollama or vllm
     n_gpu_layers: int = 999  # llama.cpp -ngl: layers on the GPU (999: all, 0: none)
@@ -93,6 +97,7 @@ class EngineConfig:
         require_positive("engine.pull_timeout_s", self.pull_timeout_s)
         require_positive("engine.n_gpu_layers", self.n_gpu_layers, allow_zero=True)
         require_choice("engine.flash_attn", self.flash_attn, self.FLASH_ATTN_MODES)
+        require_choice("engine.network", self.network, self.NETWORKS)
         if (self.kind == "llamacpp_embedded" or self.launcher == "embedded") and self.extra_args:
             # the embedded server takes its knobs as fields, not as llama-server arguments
             raise ConfigError(
