@@ -16,7 +16,7 @@ MAX_TOKENS  ?=
 EXP         ?=
 RESULTS     ?= results
 ARGS        ?=
-# make fit
+# make fit [MODEL=..] [QUANT=..] [CTX=..] [GPU_GB=..] [ENGINE=llamacpp|ollama|vllm] [FIT_ARGS=..]
 QUANT   ?=
 CTX     ?=
 GPU_GB  ?=
@@ -72,7 +72,8 @@ compare: $(STAMP)
 
 fit: $(STAMP)
 	$(PY) -m harness.fit $(if $(MODEL),--model $(MODEL)) $(if $(QUANT),--quant $(QUANT)) \
-		$(if $(CTX),--ctx $(CTX)) $(if $(GPU_GB),--gpu-gb $(GPU_GB)) $(FIT_ARGS)
+		$(if $(CTX),--ctx $(CTX)) $(if $(GPU_GB),--gpu-gb $(GPU_GB)) \
+		$(if $(ENGINE),--engine $(ENGINE)) $(FIT_ARGS)
 
 # Drives the reference server at rising concurrency and prints how accurate the client is.
 calibrate: $(STAMP)

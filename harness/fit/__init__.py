@@ -47,6 +47,7 @@ from harness.fit.prediction import CUDA_CONTEXT_MIB, DEVICES, HEADROOM, Predicti
 from harness.fit.quant import QUANT_BITS_PER_WEIGHT, nominal_bits, quant_name
 from harness.fit.vllm import (
     VLLM_GPU_UTIL,
+    full_length_sequences,
     vllm_activation_bytes,
     vllm_batched_tokens,
     vllm_kv_tokens,
@@ -77,6 +78,7 @@ __all__ = [
     "available_models",
     "engine_rule",
     "estimate_params_b",
+    "full_length_sequences",
     "kv_bytes_per_element",
     "kv_bytes_per_token",
     "kv_cache_bytes",

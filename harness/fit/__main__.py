@@ -25,10 +25,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--model", help="a conf/model/<name>.yaml name, e.g. llama3.1-8b")
     parser.add_argument("--quant", help=f"weights type: {', '.join(QUANT_BITS_PER_WEIGHT)}")
-    parser.add_argument("--ctx", type=int, default=4096, help="context per slot, tokens")
+    parser.add_argument(
+        "--ctx", type=int, default=4096, help="context per slot, tokens (vLLM: max_model_len)"
+    )
     parser.add_argument("--gpu-gb", type=float, help="device memory in GiB (RAM with --device cpu)")
     parser.add_argument("--engine", default="llamacpp", help=f"one of: {', '.join(ENGINES)}")
-    parser.add_argument("--parallel", type=int, default=1, help="slots / concurrent sequences")
+    parser.add_argument(
+        "--parallel", type=int, default=1, help="slots / concurrent sequences (vLLM: max_num_seqs)"
+    )
     parser.add_argument("--kv-type", default="f16", help=", ".join(KV_BYTES_PER_ELEMENT))
     parser.add_argument("--gguf", type=Path, help="read the architecture from this GGUF file")
     parser.add_argument("--hf-config", type=Path, help="read it from this config.json")
@@ -106,7 +110,7 @@ def format_report(result: dict[str, Any]) -> str:
     ]
     lines += [f"{name:16}{mib:>11.1f}{mib / 1024:>11.2f}   {gb:>6}" for name, mib, gb in rows]
     if p["kv_tokens_capacity"] is not None:
-        lines.append(f"KV pool holds {p['kv_tokens_capacity']} tokens (vLLM 'GPU KV cache size')")
+        lines += vllm_pool_lines(p)
     if p["gpu_total_mib"] is not None:
         limit = (1 - HEADROOM) * p["gpu_total_mib"]
         verdict = "fits" if p["fits"] else "does NOT fit"
@@ -117,6 +121,17 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"largest context per slot that fits: {result['largest_ctx_per_slot']} tokens")
     lines += [f"weights: {p['weights_source']}; architecture: {p['arch_source']}", p["method"]]
     return "\n".join(lines)
+
+
+def vllm_pool_lines(p: dict[str, Any]) -> list[str]:
+    """What vLLM's KV pool holds: tokens, full-length sequences, and how many run at once."""
+    capacity, ctx = p["kv_tokens_capacity"], p["ctx_per_slot"]
+    return [
+        f"KV pool holds {capacity} tokens (vLLM 'GPU KV cache size')"
+        f" = {capacity // ctx} full-length sequence(s) of {ctx} tokens",
+        f"full-length sequences at once: {p['full_length_sequences']}"
+        f" (at most max_num_seqs {p['parallel']})",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

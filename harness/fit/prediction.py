@@ -29,13 +29,15 @@ class Prediction:
     overhead_mib: float
     total_mib: float
     method: str
-    kv_cells: int  # cells the full-attention layers hold, over all slots
+    kv_cells: int  # cells the full-attention layers hold, over all slots (vLLM: its pool)
     arch_source: str = ""
     weights_source: str = ""
     gpu_total_mib: float | None = None
     fits: bool | None = None
     kv_tokens_capacity: int | None = None  # vLLM: tokens of KV its pool holds
     quant: str | None = None  # weights type
+    # vLLM: full-length (ctx_per_slot) sequences its pool runs at once, at most `parallel`
+    full_length_sequences: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,9 @@
-"""vLLM's memory rule: it pre-allocates a share of the GPU, and the KV pool is what is left."""
+"""vLLM's memory rule: it pre-allocates a share of the GPU, and the KV pool is what is left.
+
+The pool is shared by every running sequence. vLLM refuses to start when the pool cannot hold
+one sequence of max_model_len tokens; beyond that, a bigger pool runs more full-length
+sequences at once (at most max_num_seqs), it does not decide whether the model fits.
+"""
 
 from __future__ import annotations
 
@@ -33,17 +38,25 @@ def vllm_kv_tokens(pool_bytes: float, arch: Arch, kv_type: str) -> int:
     return max(0, int(pool_bytes // block_bytes)) * VLLM_BLOCK_TOKENS
 
 
+def full_length_sequences(capacity_tokens: int, max_model_len: int, max_num_seqs: int) -> int:
+    """Sequences of max_model_len tokens the pool holds at once, at most max_num_seqs."""
+    return min(capacity_tokens // max_model_len, max_num_seqs)
+
+
 def predict_vllm(
     arch: Arch,
-    ctx_per_slot: int,
-    parallel: int,
+    max_model_len: int,
+    max_num_seqs: int,
     weights_mib: float,
     kv_type: str,
     device: str,
     gpu_total_mib: float | None,
     gpu_util: float,
 ) -> Prediction:
-    """vLLM takes gpu_util x GPU memory; what weights, activations and overhead leave is KV."""
+    """vLLM takes gpu_util x GPU memory; what weights, activations and overhead leave is KV.
+
+    It fits when that pool holds one max_model_len sequence and the share leaves the headroom.
+    """
     if device != "gpu":
         raise FitError("--device='cpu' is not valid with --engine='vllm'; its rule is for GPUs")
     batched = vllm_batched_tokens(gpu_total_mib or 0.0)
@@ -51,25 +64,27 @@ def predict_vllm(
     overhead = CUDA_CONTEXT_MIB + VLLM_CUDA_GRAPHS_MIB
     base_mib = weights_mib + activation_mib + overhead
     capacity: int | None = None
-    if gpu_total_mib is None:  # no budget known: the least it needs
-        kv_mib = kv_bytes_per_token(arch, kv_type) * ctx_per_slot * parallel / MIB
+    sequences: int | None = None
+    fits: bool | None = None
+    if gpu_total_mib is None:  # no budget known: the least it starts with, one sequence
+        kv_mib = kv_bytes_per_token(arch, kv_type) * max_model_len / MIB
     else:  # the KV pool takes the rest of the share; none left: vLLM does not start
         kv_mib = max(0.0, gpu_util * gpu_total_mib - base_mib)
         capacity = vllm_kv_tokens(kv_mib * MIB, arch, kv_type)
-    total = base_mib + kv_mib
-    # It fits when the pool holds every slot's full context and the share leaves the headroom.
-    fits = None
-    if capacity is not None:
-        fits = capacity >= ctx_per_slot * parallel and gpu_util <= 1 - HEADROOM + 1e-9
+        sequences = full_length_sequences(capacity, max_model_len, max_num_seqs)
+        fits = capacity >= max_model_len and gpu_util <= 1 - HEADROOM + 1e-9
     method = (
         f"vllm rule: pre-allocates {gpu_util:g} x GPU memory; KV pool = that - weights -"
         f" activations ({batched} batched tokens) - overhead (CUDA context + CUDA graphs);"
-        f" capacity in blocks of {VLLM_BLOCK_TOKENS} tokens; fits when it holds ctx x parallel"
+        f" capacity in blocks of {VLLM_BLOCK_TOKENS} tokens; fits when it holds one"
+        " max_model_len (ctx) sequence; sequences at once = capacity // ctx, at most"
+        " max_num_seqs (parallel)"
     )
     return Prediction(
-        engine="vllm", device=device, ctx_per_slot=ctx_per_slot, parallel=parallel,
+        engine="vllm", device=device, ctx_per_slot=max_model_len, parallel=max_num_seqs,
         kv_type=kv_type, weights_mib=weights_mib, kv_cache_mib=kv_mib,
-        compute_buffer_mib=activation_mib, overhead_mib=overhead, total_mib=total, method=method,
-        kv_cells=ctx_per_slot * parallel, gpu_total_mib=gpu_total_mib, fits=fits,
-        kv_tokens_capacity=capacity,
+        compute_buffer_mib=activation_mib, overhead_mib=overhead, total_mib=base_mib + kv_mib,
+        method=method, kv_cells=max_model_len if capacity is None else capacity,
+        gpu_total_mib=gpu_total_mib, fits=fits, kv_tokens_capacity=capacity,
+        full_length_sequences=sequences,
     )  # fmt: skip

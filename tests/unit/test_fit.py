@@ -252,9 +252,12 @@ def test_vllm_predicts_its_preallocation_and_the_token_capacity() -> None:
     assert prediction.kv_tokens_capacity == vllm_kv_tokens(
         prediction.kv_cache_mib * MIB, arch, "f16"
     )
-    assert prediction.fits is True
-    too_many = predict(arch, "vllm", 131072, 8, weights_mib=15316.0, gpu_total_mib=gpu_mib)
-    assert too_many.fits is False
+    assert prediction.fits is True and prediction.full_length_sequences == 8
+    # The pool is shared: one 131072-token sequence fits it, so vLLM starts, 3 of them at once.
+    longest = predict(arch, "vllm", 131072, 8, weights_mib=15316.0, gpu_total_mib=gpu_mib)
+    assert longest.fits is True and longest.full_length_sequences == 3
+    too_long = predict(arch, "vllm", 131072, 8, weights_mib=15316.0, gpu_total_mib=24 * 1024.0)
+    assert too_long.fits is False and too_long.full_length_sequences == 0
 
 
 def test_vllm_defaults_to_bf16_weights_for_a_gguf_quant_model() -> None:
