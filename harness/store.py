@@ -1,9 +1,10 @@
-"""Run directories: written incrementally while a job runs, read back into pandas.
+"""Run directories: written incrementally while a job runs, and read back.
 
 Layout: <results>/<experiment>/<machine-id>/<engine>__<model>__<UTC stamp>/ holding
 .hydra/config.yaml, environment.json, requests.jsonl, telemetry.csv, summary.json,
 engine.log and table.md. Every file is valid at every moment: records are appended one
-line at a time and flushed, JSON files are replaced atomically.
+line at a time and flushed, JSON files are replaced atomically. The tidy pandas frames of
+a whole store (levels and requests) are built by harness.report.frame.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from harness.records import RequestRecord
 
@@ -87,26 +86,3 @@ def read_json(path: Path) -> dict[str, Any]:
 def iter_run_dirs(root: Path) -> Iterator[Path]:
     """Every run directory under `root` (those holding a summary.json), sorted."""
     yield from sorted(p.parent for p in root.rglob(SUMMARY_FILE))
-
-
-def levels_frame(root: Path) -> pd.DataFrame:
-    """One row per run x level with the headline statistics, from every summary under root."""
-    rows = []
-    for run_dir in iter_run_dirs(root):
-        summary = read_json(run_dir / SUMMARY_FILE)
-        run = summary.get("run", {})
-        for level in summary.get("levels", []):
-            row = {"run_dir": str(run_dir), **run}
-            for key, value in level.items():
-                if isinstance(value, dict) and "p50" in value:
-                    for stat, stat_value in value.items():
-                        row[f"{key}.{stat}"] = stat_value
-                elif not isinstance(value, dict | list):
-                    row[key] = value
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def requests_frame(run_dir: Path) -> pd.DataFrame:
-    """One row per request of one run."""
-    return pd.DataFrame([r.to_json_dict() for r in read_records(run_dir)])
