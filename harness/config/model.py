@@ -15,7 +15,7 @@ MODEL_SOURCES = ("package", "gguf_file", "gguf_url", "hf_repo", "ollama", "serve
 
 @dataclass
 class ModelConfig:
-    """Which model, where it comes from, and (for fit.py) its architecture."""
+    """Which model, where it comes from, and (for harness.fit) its architecture."""
 
     name: str = "gemma3-270m"
     source: str = "package"

@@ -26,7 +26,7 @@ _ARRAY_KEEP_MAX = 4096
 
 @dataclass(frozen=True)
 class LongArray:
-    """An array value that was skipped, not read; its length is what fit.py needs."""
+    """An array value that was skipped, not read; its length is what the estimator needs."""
 
     length: int
 
