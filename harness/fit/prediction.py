@@ -29,7 +29,9 @@ class Prediction:
     overhead_mib: float
     total_mib: float
     method: str
-    kv_cells: int  # cells the full-attention layers hold, over all slots (vLLM: its pool)
+    # KV cells the verdict counts: the full-attention layers' cells over all slots (vLLM: one
+    # max_model_len sequence, the least its shared pool must hold)
+    kv_cells: int
     arch_source: str = ""
     weights_source: str = ""
     gpu_total_mib: float | None = None

@@ -84,7 +84,7 @@ def predict_vllm(
         engine="vllm", device=device, ctx_per_slot=max_model_len, parallel=max_num_seqs,
         kv_type=kv_type, weights_mib=weights_mib, kv_cache_mib=kv_mib,
         compute_buffer_mib=activation_mib, overhead_mib=overhead, total_mib=base_mib + kv_mib,
-        method=method, kv_cells=max_model_len if capacity is None else capacity,
+        method=method, kv_cells=max_model_len,
         gpu_total_mib=gpu_total_mib, fits=fits, kv_tokens_capacity=capacity,
         full_length_sequences=sequences,
     )  # fmt: skip

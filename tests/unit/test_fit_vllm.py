@@ -51,7 +51,7 @@ def test_the_pool_is_what_the_share_leaves_and_its_capacity_is_whole_blocks() ->
 def test_max_num_seqs_times_max_model_len_need_not_fit_the_pool() -> None:
     # 256 x 4096 = 1048576 tokens > 452736, yet vLLM starts: it needs room for one sequence.
     prediction = predict(llama8b(), "vllm", 4096, 256, WEIGHTS_MIB, "bf16", "gpu", GPU_80_MIB)
-    assert prediction.fits is True
+    assert prediction.fits is True and prediction.kv_cells == 4096
     assert prediction.full_length_sequences == 110  # 452736 // 4096 = 110 (110.5)
 
 
