@@ -2,9 +2,16 @@
 
 Drives the reference server (exactly known TTFT and inter-token delays) at rising
 concurrency and request rates, and prints: the client's TTFT and ITL error against the
-injected truth (p50, p99), with the server's own lateness beside it; the highest
-streamed token rate and request rate the client sustains against a zero-delay server;
-and the client's CPU time per 1k tokens. Results are also written as JSON.
+injected truth (p50, p99), with its own wait (due -> on the wire) and the server's own
+lateness beside it; the highest streamed token rate and request rate the client
+sustains against a zero-delay server; and the client's CPU time per 1k tokens. Results
+are also written as JSON.
+
+It measures at the settings `make bench` uses, read from the same Hydra config: the
+default engine's connection policy (keep-alive), the load's ramp-up (none: workers move
+in lock-step waves), the telemetry sampler running at its interval. Closed loops run
+twice, in those lock-step waves and desynchronised (worker starts spread over one
+request's lifetime), and both are printed.
 """
 
 from __future__ import annotations
@@ -22,16 +29,22 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.calibrate_defaults import BenchDefaults, bench_defaults, sampling
 from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint, RequestSpec
 from harness.client.processes import auto_processes, run_level_in_processes
 from harness.client.scheduler import LevelPlan
 from harness.config import machine_id
 from harness.metrics import summarize_level
-from harness.reference_server import running
+from harness.reference_server import running_process
 
 TTFT_MS = 50.0
 ITL_MS = 10.0
+TOKENS = 32
+# one request's lifetime at the injected timing: the span desynchronised starts cover
+REQUEST_S = (TTFT_MS + (TOKENS - 1) * ITL_MS) / 1000.0
+# a reported p99 needs 100 samples
+MIN_REQUESTS = 100
 
 
 def _server_lateness(url: str) -> dict[str, Any]:
@@ -59,43 +72,64 @@ def _error(level: dict[str, Any], key: str, stat: str, truth: float) -> float | 
     return None if value is None else value - truth
 
 
-def accuracy(streams: Iterable[int], processes: int | None, quick: bool) -> list[dict[str, Any]]:
-    """TTFT/ITL error at each number of concurrent streams (closed loop)."""
+def accuracy(
+    streams: Iterable[int], processes: int | None, quick: bool, defaults: BenchDefaults
+) -> list[dict[str, Any]]:
+    """TTFT/ITL error at each number of concurrent streams (closed loop), in lock-step
+    waves (the default: no ramp-up) and desynchronised."""
     rows = []
-    with running(ttft_ms=TTFT_MS, itl_ms=ITL_MS) as url:
+    with running_process(ttft_ms=TTFT_MS, itl_ms=ITL_MS) as (url, pid), sampling(defaults, pid):
         for n in streams:
-            requests = max(32, (2 if quick else 3) * n)
-            plan = LevelPlan(n, requests, None, 120, 30, keep_alive=True, ramp_up_s=1.0)
-            _server_lateness(url)
-            level, client, _ = _level(url, plan, 32, processes)
-            late = _server_lateness(url)
-            rows.append(
-                {
-                    "streams": n,
-                    "processes": client["processes"],
-                    "ok": f"{level['requests_ok']}/{level['requests_sent']}",
-                    "ttft_err_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
-                    "ttft_err_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
-                    "itl_err_p50_ms": _error(level, "itl_ms", "p50", ITL_MS),
-                    "itl_err_p99_ms": _error(level, "itl_ms", "p99", ITL_MS),
-                    "server_late_p50_ms": late["p50"],
-                    "server_late_p99_ms": late["p99"],
-                    "client_cpu_max": client["cpu_fraction_max"],
-                    "loop_lag_p99_ms": client["loop_lag_ms"]["p99"],
-                    "flags": ",".join(client["flags"]) or "-",
-                }
-            )
+            requests = max(MIN_REQUESTS, (2 if quick else 3) * n)
+            for starts, ramp_up_s in (("waves", defaults.ramp_up_s), ("spread", REQUEST_S)):
+                plan = LevelPlan(
+                    n, requests, None, 120, 30, keep_alive=defaults.keep_alive, ramp_up_s=ramp_up_s
+                )
+                _server_lateness(url)
+                level, client, _ = _level(url, plan, TOKENS, processes)
+                late = _server_lateness(url)
+                rows.append(
+                    {
+                        "streams": n,
+                        "starts": starts,
+                        "processes": client["processes"],
+                        "ok": f"{level['requests_ok']}/{level['requests_sent']}",
+                        "ttft_err_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
+                        "ttft_err_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
+                        "itl_err_p50_ms": _error(level, "itl_ms", "p50", ITL_MS),
+                        "itl_err_p99_ms": _error(level, "itl_ms", "p99", ITL_MS),
+                        "client_wait_p50_ms": level["client_wait_ms"]["p50"],
+                        "client_wait_p99_ms": level["client_wait_ms"]["p99"],
+                        "server_late_p50_ms": late["p50"],
+                        "server_late_p99_ms": late["p99"],
+                        "client_cpu_max": client["cpu_fraction_max"],
+                        "loop_lag_p99_ms": client["loop_lag_ms"]["p99"],
+                        "flags": ",".join(client["flags"] + level["flags"]) or "-",
+                    }
+                )
             print(f"  accuracy: {n} streams done", file=sys.stderr)
     return rows
 
 
-def rates(rates_per_s: Iterable[float], processes: int | None) -> list[dict[str, Any]]:
-    """TTFT error and send lateness for open-loop Poisson arrivals."""
+def rates(
+    rates_per_s: Iterable[float], processes: int | None, defaults: BenchDefaults
+) -> list[dict[str, Any]]:
+    """TTFT error, the client's wait and send lateness for open-loop Poisson arrivals."""
     rows = []
-    with running(ttft_ms=TTFT_MS, itl_ms=ITL_MS) as url:
+    with running_process(ttft_ms=TTFT_MS, itl_ms=ITL_MS) as (url, pid), sampling(defaults, pid):
         for rate in rates_per_s:
-            requests = int(max(50, rate * 3))
-            plan = LevelPlan(0, requests, None, 120, 30, mode="rate", rate_per_s=rate, seed=1)
+            requests = int(max(MIN_REQUESTS, rate * 3))
+            plan = LevelPlan(
+                0,
+                requests,
+                None,
+                120,
+                30,
+                keep_alive=defaults.keep_alive,
+                mode="rate",
+                rate_per_s=rate,
+                seed=1,
+            )
             level, client, _ = _level(url, plan, 16, processes)
             rows.append(
                 {
@@ -104,23 +138,27 @@ def rates(rates_per_s: Iterable[float], processes: int | None) -> list[dict[str,
                     "achieved_req_per_s": level["requests_per_s"],
                     "ttft_err_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
                     "ttft_err_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
+                    "client_wait_p50_ms": level["client_wait_ms"]["p50"],
+                    "client_wait_p99_ms": level["client_wait_ms"]["p99"],
                     "late_send_p99_ms": client["late_send_ms"]["p99"],
-                    "flags": ",".join(client["flags"]) or "-",
+                    "flags": ",".join(client["flags"] + level["flags"]) or "-",
                 }
             )
             print(f"  rate: {rate}/s done", file=sys.stderr)
     return rows
 
 
-def throughput(streams: Iterable[int], process_counts: Iterable[int]) -> list[dict[str, Any]]:
+def throughput(
+    streams: Iterable[int], process_counts: Iterable[int], defaults: BenchDefaults
+) -> list[dict[str, Any]]:
     """Streamed tokens/s and requests/s against a server that never waits."""
     rows = []
-    with running(ttft_ms=0, itl_ms=0) as url:
+    with running_process(ttft_ms=0, itl_ms=0) as (url, pid), sampling(defaults, pid):
         for processes in process_counts:
             for n in streams:
                 for tokens, label in ((256, "tokens"), (1, "requests")):
                     requests = max(64, 4 * n) if tokens > 1 else max(400, 8 * n)
-                    plan = LevelPlan(n, requests, None, 120, 30, keep_alive=True)
+                    plan = LevelPlan(n, requests, None, 120, 30, keep_alive=defaults.keep_alive)
                     level, client, wall_s = _level(url, plan, tokens, processes)
                     total_tokens = level["output_tokens_total"]
                     rows.append(
@@ -149,7 +187,7 @@ def _print(title: str, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--streams", type=_positive_list(int), default="1,16,64,256,1024", help="comma list"
+        "--streams", type=_positive_list(int), default="1,32,128,256,1024", help="comma list"
     )
     parser.add_argument(
         "--rates", type=_positive_list(float), default="20,50,100,200", help="comma list, req/s"
@@ -160,20 +198,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=0, help="0: automatic")
     parser.add_argument("--quick", action="store_true", help="fewer requests per level")
     parser.add_argument("--out", default="results/_calibration", help="JSON output folder")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="Hydra overrides of the bench config whose settings to calibrate at "
+        "(default: what `make bench` uses), e.g. engine=openai",
+    )
     args = parser.parse_args(argv)
     processes = args.processes or None
     cores = os.cpu_count() or 1
+    defaults = bench_defaults(args.overrides)
     print(f"calibrating the client on {cores} cores (injected TTFT {TTFT_MS} ms, ITL {ITL_MS} ms)")
+    print(f"at the bench settings: {defaults.describe()}")
     report = {
         "machine_id": machine_id(None),
         "cores": cores,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "accuracy": accuracy(args.streams, processes, args.quick),
-        "rates": rates(args.rates, processes),
-        "throughput": throughput(args.throughput_streams, sorted({1, min(2, cores), cores})),
+        "bench_settings": defaults.as_dict(),
+        "accuracy": accuracy(args.streams, processes, args.quick, defaults),
+        "rates": rates(args.rates, processes, defaults),
+        "throughput": throughput(
+            args.throughput_streams, sorted({1, min(2, cores), cores}), defaults
+        ),
     }
     _print(
-        "TTFT / ITL error vs the injected truth (closed loop, 32 tokens per request)",
+        f"TTFT / ITL error vs the injected truth (closed loop, {TOKENS} tokens per request; "
+        "waves: all workers start at once, as make bench does; spread: starts over one "
+        "request's lifetime)",
         report["accuracy"],
     )
     _print("Open-loop Poisson arrivals (16 tokens per request)", report["rates"])

@@ -21,8 +21,13 @@ class RequestRecord:
     error_type: str | None = None
     error_text: str | None = None
     http_status: int | None = None
-    start_wall_s: float = 0.0  # epoch seconds when the request was sent
-    start_mono_s: float = 0.0  # time.perf_counter() when the request was sent
+    # Two instants: `due` (the worker was free, or the open-loop schedule said so) and
+    # `start` (its bytes handed to the socket). Latencies run from `start`; the difference
+    # is the client's own wait, never inside TTFT.
+    due_mono_s: float = 0.0  # time.perf_counter() when the request was due
+    start_wall_s: float = 0.0  # epoch seconds when the request went on the wire
+    start_mono_s: float = 0.0  # time.perf_counter() when the request went on the wire
+    on_wire: bool = False  # false: it failed (or was cancelled) before its bytes were sent
     end_mono_s: float = 0.0  # last byte (or failure)
     end_wall_s: float = 0.0  # epoch seconds at the last byte (or failure)
     ttfb_ms: float | None = None  # first byte of the response body
@@ -33,6 +38,10 @@ class RequestRecord:
     prompt_tokens_source: str = "none"  # usage | none (no tokenizer guess is made)
     output_tokens: int | None = None
     output_tokens_source: str = "none"
+    # prompt tokens the server says it took from its prefix cache
+    # (usage.prompt_tokens_details.cached_tokens); None where it does not say
+    cached_prompt_tokens: int | None = None
+    max_tokens: int | None = None  # what the request asked for
     finish_reason: str | None = None
     output_chars: int = 0
     server_timings: dict[str, Any] | None = None
@@ -42,12 +51,21 @@ class RequestRecord:
         return (self.end_mono_s - self.start_mono_s) * 1000.0
 
     @property
+    def client_wait_ms(self) -> float | None:
+        """due -> on the wire: time the request waited on the client (None: never sent)."""
+        if not self.on_wire or not self.due_mono_s:
+            return None
+        return (self.start_mono_s - self.due_mono_s) * 1000.0
+
+    @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def to_json_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["e2e_ms"] = round(self.e2e_ms, 4)
+        wait = self.client_wait_ms
+        data["client_wait_ms"] = None if wait is None else round(wait, 4)
         data["chunk_times_ms"] = [round(t, 4) for t in self.chunk_times_ms]
         return data
 

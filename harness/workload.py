@@ -23,21 +23,45 @@ _VOCABULARY = (
 _WORDS = tuple(_VOCABULARY.split())
 
 
-def synthetic_specs(cfg: WorkloadConfig) -> list[RequestSpec]:
+def opening(index: int) -> str:
+    """A distinct start for request `index` of a job, so that no engine sees a prompt (or
+    more than its chat template's first tokens) twice."""
+    return f"Request {index}:"
+
+
+def shared_prefix(cfg: WorkloadConfig) -> str:
+    """The seeded words every prompt of the workload starts with ("" when it shares none)."""
+    if not cfg.shared_prefix_tokens:
+        return ""
+    rng = random.Random(f"shared-prefix-{cfg.seed}")
+    return " ".join(rng.choice(_WORDS) for _ in range(cfg.shared_prefix_tokens)) + " "
+
+
+def synthetic_specs(cfg: WorkloadConfig, count: int) -> list[RequestSpec]:
     """Seeded prompts and output lengths drawn around the configured means."""
     rng = random.Random(cfg.seed)
+    prefix = shared_prefix(cfg)
     specs = []
-    for index in range(cfg.num_prompts):
+    for index in range(count):
         prompt_len = max(1, round(rng.gauss(cfg.prompt_tokens, cfg.prompt_tokens_stddev)))
         output_len = max(1, round(rng.gauss(cfg.max_tokens, cfg.output_tokens_stddev)))
-        # A distinct opening per request keeps servers' prefix caches from skipping the prompt.
-        words = [f"Request {index}:"] + [rng.choice(_WORDS) for _ in range(prompt_len - 2)]
-        specs.append(RequestSpec(prompt=" ".join(words), max_tokens=output_len))
+        words = [opening(index)] + [rng.choice(_WORDS) for _ in range(prompt_len - 2)]
+        specs.append(RequestSpec(prompt=prefix + " ".join(words), max_tokens=output_len))
     return specs
 
 
-def build_specs(cfg: WorkloadConfig) -> list[RequestSpec]:
-    """The request specs of a workload; requests take them round-robin."""
+def build_specs(cfg: WorkloadConfig, count: int) -> list[RequestSpec]:
+    """One spec for each of a job's `count` requests, in the order they are sent (warm-up
+    first). No two prompts are alike: each opens with its own index, and the prompts
+    workload cycles its prompts behind those openings. Only `shared_prefix_tokens` makes
+    prompts share a start, on purpose."""
     if cfg.kind == "synthetic":
-        return synthetic_specs(cfg)
-    return [RequestSpec(prompt=p, max_tokens=cfg.max_tokens) for p in cfg.prompts]
+        return synthetic_specs(cfg, count)
+    prefix = shared_prefix(cfg)
+    return [
+        RequestSpec(
+            prompt=f"{prefix}{opening(i)} {cfg.prompts[i % len(cfg.prompts)]}",
+            max_tokens=cfg.max_tokens,
+        )
+        for i in range(count)
+    ]

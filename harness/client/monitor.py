@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.metrics import describe
+from harness.metrics.request import percentile
 
 LAG_PERIOD_S = 0.02
 # Thresholds for the flags: above these the client's own delays reach the size of the
@@ -72,12 +73,13 @@ def summarize_client(loads: list[ClientLoad]) -> dict[str, Any]:
         "loop_lag_ms": describe(lag),
         "late_send_ms": describe(late),
     }
+    # flags read the p99 whatever the sample size (a reported p99 needs 100 samples)
     flags = []
     if summary["cpu_fraction_max"] is not None and summary["cpu_fraction_max"] > CPU_FLAG_FRACTION:
         flags.append("client_cpu_saturated")
-    if lag and summary["loop_lag_ms"]["p99"] > LAG_P99_FLAG_MS:
+    if lag and (percentile(lag, 99) or 0.0) > LAG_P99_FLAG_MS:
         flags.append("client_loop_lag")
-    if late and summary["late_send_ms"]["p99"] > LATE_SEND_P99_FLAG_MS:
+    if late and (percentile(late, 99) or 0.0) > LATE_SEND_P99_FLAG_MS:
         flags.append("client_late_sends")
     summary["flags"] = flags
     return summary

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from harness.client.sse import SSEParser
 from harness.records import RequestRecord
@@ -25,6 +26,14 @@ class RequestSpec:
     """What one request asks for."""
 
     prompt: str
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request's bytes, built once before a level so the event loop only sends them."""
+
+    body: bytes
     max_tokens: int
 
 
@@ -66,12 +75,22 @@ class Endpoint:
             body["ignore_eos"] = True
         return body
 
+    def prepare(self, spec: RequestSpec) -> PreparedRequest:
+        return PreparedRequest(orjson.dumps(self.payload(spec)), spec.max_tokens)
+
+    def target(self) -> tuple[URL, dict[str, str]]:
+        """The parsed URL and the headers, shared by every request of a level."""
+        return URL(self.url), self.headers()
+
 
 def content_of(choice: dict[str, Any]) -> str:
     """Generated text carried by one streamed choice (chat delta or completion text)."""
     delta = choice.get("delta")
     if isinstance(delta, dict):
-        parts = [delta.get(k) for k in ("content", "reasoning_content", "reasoning")]
+        content = delta.get("content")
+        if "reasoning_content" not in delta and "reasoning" not in delta:
+            return content if isinstance(content, str) else ""  # the common delta, fast
+        parts = [content, delta.get("reasoning_content"), delta.get("reasoning")]
         return "".join(p for p in parts if isinstance(p, str))
     text = choice.get("text")
     return text if isinstance(text, str) else ""
@@ -98,24 +117,33 @@ class _StreamState:
             raise MalformedStream(f"event is not a JSON object: {data[:120]!r}")
         if "error" in message:
             raise StreamError(json.dumps(message["error"])[:ERROR_TEXT_LIMIT])
-        for choice in message.get("choices") or []:
-            if content_of(choice):
+        for choice in message.get("choices") or ():
+            text = content_of(choice)
+            if text:
+                record = self.record
                 self.content_chunks += 1
-                self.record.output_chars += len(content_of(choice))
-                self.record.chunk_times_ms.append(arrival_ms)
-                if self.record.ttft_ms is None:
-                    self.record.ttft_ms = arrival_ms
+                record.output_chars += len(text)
+                record.chunk_times_ms.append(arrival_ms)
+                if record.ttft_ms is None:
+                    record.ttft_ms = arrival_ms
             if choice.get("finish_reason"):
                 self.record.finish_reason = choice["finish_reason"]
         usage = message.get("usage")
         if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
-            self.record.output_tokens = int(usage["completion_tokens"])
-            if usage.get("prompt_tokens") is not None:
-                self.record.prompt_tokens = int(usage["prompt_tokens"])
-                self.record.prompt_tokens_source = "usage"
-            self.record.output_tokens_source = "usage"
+            self._take_usage(usage)
         if isinstance(message.get("timings"), dict):
             self.record.server_timings = message["timings"]
+
+    def _take_usage(self, usage: dict[str, Any]) -> None:
+        record = self.record
+        record.output_tokens = int(usage["completion_tokens"])
+        record.output_tokens_source = "usage"
+        if usage.get("prompt_tokens") is not None:
+            record.prompt_tokens = int(usage["prompt_tokens"])
+            record.prompt_tokens_source = "usage"
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+            record.cached_prompt_tokens = details["cached_tokens"]
 
     def on_trailing_event(self, data: str, arrival_ms: float) -> None:
         """An event the stream ended inside (no closing blank line): a cut, if unparsable."""
@@ -151,23 +179,55 @@ def _fail(record: RequestRecord, error_type: str, text: str) -> None:
     record.error_text = text[:ERROR_TEXT_LIMIT]
 
 
+async def on_request_chunk_sent(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestChunkSentParams
+) -> None:
+    """aiohttp calls this just before it hands a body chunk to the socket: the request is
+    on the wire. The last chunk's instant is kept."""
+    record = context.trace_request_ctx
+    if isinstance(record, RequestRecord):
+        record.start_mono_s = time.perf_counter()
+        record.start_wall_s = time.time()
+        record.on_wire = True
+
+
+def wire_tracing() -> aiohttp.TraceConfig:
+    """The trace config a session needs so that its requests are timed from the wire."""
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(on_request_chunk_sent)
+    trace.freeze()
+    return trace
+
+
 async def send_streaming(
     session: aiohttp.ClientSession,
-    endpoint: Endpoint,
-    spec: RequestSpec,
+    target: tuple[URL, dict[str, str]],
+    request: PreparedRequest,
     record: RequestRecord,
     timeout: aiohttp.ClientTimeout,
 ) -> RequestRecord:
-    """Send one streaming request and fill `record` with what arrived and when."""
-    body = json.dumps(endpoint.payload(spec)).encode()
-    record.start_wall_s = time.time()
-    start = record.start_mono_s = time.perf_counter()
+    """Send one prepared streaming request and fill `record` with what arrived and when.
+
+    `record.due_mono_s` is when the request was due (now, if unset). Times run from the
+    instant its bytes went on the wire, which a session made with `wire_tracing()`
+    records; until then the record starts at its due time.
+    """
+    url, headers = target
+    record.max_tokens = request.max_tokens
+    if not record.due_mono_s:
+        record.due_mono_s = time.perf_counter()
+    record.start_mono_s, record.start_wall_s = record.due_mono_s, time.time()
     state = _StreamState(record)
     try:
         async with session.post(
-            endpoint.url, data=body, headers=endpoint.headers(), timeout=timeout
+            url, data=request.body, headers=headers, timeout=timeout, trace_request_ctx=record
         ) as response:
             record.http_status = response.status
+            if not record.on_wire:
+                # a session without wire_tracing(), or an answer before the body left:
+                # timed from the due instant, the conservative side
+                record.on_wire = True
+            start = record.start_mono_s
             if response.status != 200:
                 text = await response.text(errors="replace")
                 _fail(record, f"http_{response.status // 100}xx", text)

@@ -23,7 +23,13 @@ import aiohttp
 
 from harness.client.arrivals import arrival_offsets_s
 from harness.client.monitor import ClientLoad, LoopMonitor
-from harness.client.openai_api import Endpoint, RequestSpec, mark_cancelled, send_streaming
+from harness.client.openai_api import (
+    Endpoint,
+    RequestSpec,
+    mark_cancelled,
+    send_streaming,
+    wire_tracing,
+)
 from harness.constants import LOAD_MODES
 from harness.records import RequestRecord
 

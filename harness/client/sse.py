@@ -24,8 +24,19 @@ class SSEParser:
         self._event: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += chunk
-        events: list[SSEEvent] = []
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" not in buffer:
+            # the common case (LF only): split the read at once; a line never splits a
+            # UTF-8 character, and an unfinished last line waits as bytes
+            *lines, self._buffer = buffer.split(b"\n")
+            events = []
+            for raw in lines:
+                event = self._process_line(raw.decode("utf-8", errors="replace"))
+                if event is not None:
+                    events.append(event)
+            return events
+        self._buffer = buffer
+        events = []
         while True:
             line, found = self._take_line()
             if not found:
@@ -81,6 +92,9 @@ class SSEParser:
             event = SSEEvent(data="\n".join(self._data_lines), event=self._event)
             self._data_lines, self._event = [], None
             return event
+        if line.startswith("data: "):
+            self._data_lines.append(line[6:])
+            return None
         if line.startswith(":"):
             return None  # comment / keep-alive
         name, _, value = line.partition(":")

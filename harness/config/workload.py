@@ -26,7 +26,9 @@ class WorkloadConfig:
     prompt_tokens: int = 128
     prompt_tokens_stddev: float = 0.0
     output_tokens_stddev: float = 0.0
-    num_prompts: int = 64
+    # Words of a seeded opening shared by every prompt, so that prefix caches hit on
+    # purpose (0: none; every prompt of a job is distinct).
+    shared_prefix_tokens: int = 0
     seed: int = 0
 
     def validate(self) -> None:
@@ -37,6 +39,6 @@ class WorkloadConfig:
         require_positive("workload.prompt_tokens", self.prompt_tokens)
         require_positive("workload.prompt_tokens_stddev", self.prompt_tokens_stddev, True)
         require_positive("workload.output_tokens_stddev", self.output_tokens_stddev, True)
-        require_positive("workload.num_prompts", self.num_prompts)
+        require_positive("workload.shared_prefix_tokens", self.shared_prefix_tokens, True)
         if self.kind == "prompts" and not self.prompts:
             raise ConfigError("workload.prompts is empty; give at least one prompt")

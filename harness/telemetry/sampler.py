@@ -95,6 +95,11 @@ class Sampler:
         if csv_path.stat().st_size == 0:
             self._writer.writerow(CSV_FIELDS)
 
+    def measure_process_rss(self) -> None:
+        """From now on the peak is the engine's process-tree RSS (a CPU engine)."""
+        self.kind = "process_rss"
+        self.process_rss = True
+
     def _why(self) -> str:
         return self.nvml.reason if self.nvml else "telemetry.gpu=off"
 

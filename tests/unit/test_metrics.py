@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.metrics import (
+    FROM_DUE_METRICS,
     METRICS,
     describe,
     itl_gaps_ms,
@@ -134,12 +135,14 @@ def test_an_empty_level_has_no_rates() -> None:
 
 
 def test_every_summary_metric_has_a_definition_with_unit() -> None:
-    level = summarize_level([make_record()], concurrency=1)
+    closed = summarize_level([make_record()], concurrency=1)
+    open_loop = summarize_level([make_record()], concurrency=0, mode="rate")
     for key in METRICS:
         if key in ("peak_memory_mib",):
             continue  # added by the runner from telemetry
-        assert key in level, key
+        assert key in (open_loop if key in FROM_DUE_METRICS else closed), key
         assert METRICS[key].unit and METRICS[key].definition
+    assert not set(FROM_DUE_METRICS) & set(closed), "from-due latencies are for open loops"
 
 
 def test_the_readme_carries_the_metric_definitions_verbatim() -> None:
@@ -149,3 +152,84 @@ def test_the_readme_carries_the_metric_definitions_verbatim() -> None:
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert metrics_markdown() in readme
+
+
+def test_a_percentile_needs_its_sample_count() -> None:
+    few = describe([float(v) for v in range(16)])
+    assert few["p99"] is None and few["max"] == 15.0 and few["n"] == 16
+    assert few["p90"] is not None
+    assert describe([1.0] * 9)["p90"] is None
+    assert describe([1.0] * 100)["p99"] == 1.0
+
+
+def waited(record: RequestRecord, wait_ms: float) -> RequestRecord:
+    record.on_wire = True
+    record.due_mono_s = record.start_mono_s - wait_ms / 1000.0
+    return record
+
+
+def test_the_clients_wait_is_kept_apart_and_flagged_above_1_ms() -> None:
+    calm = summarize_level([waited(make_record(i), 0.2) for i in range(4)], concurrency=4)
+    assert calm["client_wait_ms"]["p50"] == pytest.approx(0.2)
+    assert calm["ttft_ms"]["p50"] == pytest.approx(100.0)  # from the wire, wait not inside
+    assert "client_wait" not in calm["flags"]
+    queued = summarize_level([waited(make_record(i), 3.0) for i in range(4)], concurrency=4)
+    assert "client_wait" in queued["flags"]
+
+
+def test_open_loops_report_latency_from_the_due_instant_beside_it() -> None:
+    level = summarize_level([waited(make_record(), 40.0)], concurrency=0, mode="rate")
+    assert level["ttft_ms"]["p50"] == pytest.approx(100.0)
+    assert level["ttft_from_due_ms"]["p50"] == pytest.approx(140.0)
+    assert level["e2e_from_due_ms"]["p50"] == pytest.approx(240.0)
+
+
+def test_the_steady_window_leaves_out_ramp_up_and_drain() -> None:
+    # two workers, 200 ms requests of 5 tokens; worker 1 starts 0.4 s late and its last
+    # request ends 0.4 s after worker 0 ran out of work
+    records = []
+    for worker, starts in ((0, (0.0, 0.2, 0.4, 0.6)), (1, (0.4, 0.6, 0.8, 1.0))):
+        for start in starts:
+            record = waited(make_record(len(records), start_s=100.0 + start), 0.0)
+            record.worker = worker
+            records.append(record)
+    level = summarize_level(records, concurrency=2)
+    assert level["steady_window_s"] == pytest.approx(0.4)
+    # every 100 ms inside the window both workers stream a token every 20 ms
+    assert level["steady_output_tokens_per_s"] == pytest.approx(2 * 5 / 0.2, rel=0.3)
+    assert level["aggregate_output_tokens_per_s"] == pytest.approx(40 / 1.2)
+
+
+def test_tokens_per_chunk_above_1_flags_itl() -> None:
+    record = make_record(chunk_times_ms=(100.0, 130.0), output_tokens=6)
+    level = summarize_level([record], concurrency=1)
+    assert level["tokens_per_chunk"] == pytest.approx(3.0)
+    assert "multi_token_chunks" in level["flags"]
+    assert level["tpot_ms"]["p50"] == pytest.approx((200.0 - 100.0) / 5)
+
+
+def test_chunks_of_one_read_count_as_zero_gaps() -> None:
+    record = make_record(chunk_times_ms=(100.0, 100.0, 120.0, 120.0, 140.0))
+    assert summarize_level([record], concurrency=1)["itl_zero_gaps"] == 2
+
+
+def test_outputs_shorter_than_asked_are_flagged_where_lengths_were_fixed() -> None:
+    short = [make_record(i, output_tokens=3) for i in range(4)]
+    for record in short:
+        record.max_tokens, record.finish_reason = 5, "stop"
+    level = summarize_level(short, concurrency=1, fixed_lengths=True)
+    assert level["reached_max_tokens_share"] == 0.0
+    assert level["finish_reasons"] == {"stop": 4}
+    assert level["output_tokens_mean"] == 3.0
+    assert "short_outputs" in level["flags"]
+    assert "short_outputs" not in summarize_level(short, 1, fixed_lengths=False)["flags"]
+
+
+def test_the_prefix_cache_hit_rate_counts_only_requests_that_say() -> None:
+    told, silent = make_record(0), make_record(1)
+    told.prompt_tokens, told.cached_prompt_tokens = 100, 25
+    silent.prompt_tokens = 100
+    level = summarize_level([told, silent], concurrency=1)
+    assert level["prefix_cache_hit_rate"] == pytest.approx(0.25)
+    assert level["prefix_cache_reported_by"] == 1
+    assert summarize_level([silent], concurrency=1)["prefix_cache_hit_rate"] is None

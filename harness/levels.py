@@ -1,0 +1,156 @@
+"""One load level of a job: plan it, run it against the engine, summarise its records."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.client.monitor import summarize_client
+from harness.client.openai_api import Endpoint, RequestSpec
+from harness.client.processes import auto_processes, run_level_in_processes
+from harness.client.scheduler import LevelOutcome, LevelPlan
+from harness.config import BenchConfig
+from harness.engines import Engine
+from harness.metrics import CLIENT_RECORD_FLAGS, summarize_level
+from harness.records import RequestRecord
+from harness.telemetry.sampler import Sampler
+
+log = logging.getLogger(__name__)
+
+
+def level_name(mode: str, concurrency: int, rate: float | None) -> str:
+    if mode == "rate":
+        return f"rate={rate:g}/s"
+    return f"{'burst' if mode == 'burst' else 'concurrency'}={concurrency}"
+
+
+def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
+    ok = sum(r.ok for r in records)
+    if not engine_alive:
+        return "engine_died"
+    if not records or ok == 0:
+        return "failed"
+    return "ok" if ok == len(records) else "partial"
+
+
+@dataclass
+class LevelSpec:
+    """Which level of the job: its place, its load, its requests and their first id."""
+
+    index: int
+    concurrency: int
+    rate: float | None
+    count: int
+    first_id: int
+    specs: Sequence[RequestSpec]
+
+
+class LevelRunner:
+    """Runs the levels of one job on a running engine, each through the same steps."""
+
+    def __init__(
+        self,
+        bench: BenchConfig,
+        engine: Engine,
+        endpoint: Endpoint,
+        sampler: Sampler | None,
+        on_record: Callable[[RequestRecord], None],
+        on_level: Callable[[dict[str, Any]], None],
+        predicted_mib: float | None,
+    ) -> None:
+        self.bench, self.engine, self.endpoint, self.sampler = bench, engine, endpoint, sampler
+        self.on_record, self.on_level, self.predicted_mib = on_record, on_level, predicted_mib
+
+    def plan(self, level: LevelSpec) -> LevelPlan:
+        load = self.bench.load
+        return LevelPlan(
+            level.concurrency,
+            level.count,
+            load.max_duration_s,
+            load.request_timeout_s,
+            load.connect_timeout_s,
+            keep_alive=self.bench.engine.keep_alive,
+            ramp_up_s=load.ramp_up_s,
+            mode=load.mode,
+            rate_per_s=level.rate,
+            arrival=load.arrival,
+            seed=self.bench.seed + level.index,
+            level_index=level.index,
+        )
+
+    def run(self, level: LevelSpec) -> None:
+        """Run one level and hand its summary to `on_level`; an interruption still
+        summarises what finished (status `interrupted`) before it propagates."""
+        plan = self.plan(level)
+        processes = self.bench.load.client_processes or auto_processes(plan)
+        records: list[RequestRecord] = []
+
+        def on_record(record: RequestRecord) -> None:
+            records.append(record)
+            self.on_record(record)
+
+        metrics_before = self.engine.scrape()
+        status, outcome = "interrupted", None
+        try:
+            outcome = run_level_in_processes(
+                self.endpoint, level.specs, plan, on_record, level.first_id, processes
+            )
+            status = level_status(records, self.engine.alive())
+        finally:
+            summary = self.summarise(records, plan, status, outcome)
+            after = self.engine.scrape() if self.engine.alive() else {}
+            summary["engine_metrics"] = {"before": metrics_before, "after": after}
+            self.on_level(summary)
+
+    def summarise(
+        self,
+        records: list[RequestRecord],
+        plan: LevelPlan,
+        status: str,
+        outcome: LevelOutcome | None,
+    ) -> dict[str, Any]:
+        load = self.bench.load
+        level = summarize_level(
+            records,
+            plan.concurrency,
+            ttft_target_ms=load.goodput_ttft_ms,
+            tpot_target_ms=load.goodput_tpot_ms,
+            mode=plan.mode,
+            fixed_lengths=self.bench.workload.ignore_eos,
+        )
+        level.update(
+            status=status,
+            level_index=plan.level_index,
+            mode=plan.mode,
+            rate_per_s=plan.rate_per_s,
+            stopped_by_deadline=outcome.stopped_by_deadline if outcome else None,
+        )
+        level.update(self.memory(records))
+        level["predicted_memory_mib"] = self.predicted_mib
+        client = summarize_client(outcome.client) if outcome else None
+        level["client"] = client
+        from_records = [f for f in level["flags"] if f in CLIENT_RECORD_FLAGS]
+        level["client_flags"] = (client["flags"] if client else []) + from_records
+        level["flags"] = [f for f in level["flags"] if f not in CLIENT_RECORD_FLAGS]
+        if level["client_flags"]:
+            log.warning(
+                "level %s: the client may have distorted the figures: %s",
+                plan.level_index + 1,
+                ", ".join(level["client_flags"]),
+            )
+        if level["flags"]:
+            log.warning(
+                "level %s: not like for like with a level without these flags: %s",
+                plan.level_index + 1,
+                ", ".join(level["flags"]),
+            )
+        return level
+
+    def memory(self, records: list[RequestRecord]) -> dict[str, Any]:
+        if not records or not self.sampler:
+            return {"peak_memory_mib": None, "peak_memory_kind": None}
+        start = min(r.start_mono_s for r in records)
+        end = max(r.end_mono_s for r in records)
+        return self.sampler.peak(start, end)

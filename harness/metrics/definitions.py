@@ -1,0 +1,192 @@
+"""Every metric's name, unit, direction and definition, once.
+
+Tables, figure labels and the README read METRICS; `harness.metrics.level` computes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATISTICS = ("mean", "p50", "p90", "p99", "max", "n")
+# A percentile needs samples enough to mean something: below these counts it is None
+# (p99 of 16 requests would be their maximum, which `max` already says).
+MIN_SAMPLES = {"p90": 10, "p99": 100}
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    better: str  # "lower" | "higher"
+    definition: str
+
+
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (
+        Metric(
+            "ttft_ms",
+            "TTFT",
+            "ms",
+            "lower",
+            "request on the wire -> first streamed chunk that carries generated content "
+            "(role-only and empty deltas do not count)",
+        ),
+        Metric(
+            "ttfb_ms",
+            "TTFB",
+            "ms",
+            "lower",
+            "request on the wire -> first byte of the response body",
+        ),
+        Metric(
+            "itl_ms",
+            "ITL",
+            "ms",
+            "lower",
+            "gap between consecutive content chunks of one request (all gaps of a level "
+            "pooled); per chunk, so comparable with TPOT only where tokens per chunk is 1",
+        ),
+        Metric(
+            "tpot_ms",
+            "TPOT",
+            "ms",
+            "lower",
+            "(E2E - TTFT) / (output tokens - 1), for requests with at least 2 output tokens",
+        ),
+        Metric("e2e_ms", "E2E latency", "ms", "lower", "request on the wire -> last byte"),
+        Metric(
+            "client_wait_ms",
+            "client wait",
+            "ms",
+            "lower",
+            "request due (its worker was free, or the open-loop schedule said so) -> its "
+            "bytes handed to the socket: the client's own delay, incl. a wait for a free "
+            "slot under a concurrency cap and a new connection; flagged client_wait when "
+            "p99 > 1 ms",
+        ),
+        Metric(
+            "ttft_from_due_ms",
+            "TTFT from due",
+            "ms",
+            "lower",
+            "open loops only: request due -> first content chunk, as a user who arrived on "
+            "schedule feels it (client wait + TTFT)",
+        ),
+        Metric(
+            "e2e_from_due_ms",
+            "E2E from due",
+            "ms",
+            "lower",
+            "open loops only: request due -> last byte (client wait + E2E)",
+        ),
+        Metric(
+            "output_tokens_per_s_per_request",
+            "per-request tok/s",
+            "tok/s",
+            "higher",
+            "output tokens / E2E latency, per request",
+        ),
+        Metric(
+            "decode_tokens_per_s_per_request",
+            "per-request decode rate",
+            "tok/s",
+            "higher",
+            "(output tokens - 1) / (E2E - TTFT), per request",
+        ),
+        Metric(
+            "aggregate_output_tokens_per_s",
+            "aggregate tok/s",
+            "tok/s",
+            "higher",
+            "output tokens of all successful requests of a level / the level's wall time "
+            "(first request sent -> last request finished); diluted by ramp-up and drain",
+        ),
+        Metric(
+            "steady_output_tokens_per_s",
+            "steady tok/s",
+            "tok/s",
+            "higher",
+            "output tokens that arrived in the steady window / its length; the window: "
+            "closed loop and bursts, every worker busy (the last worker's first send -> the "
+            "first worker out of work); open loop, first request finished -> last request "
+            "sent. What tables and figures lead with",
+        ),
+        Metric(
+            "steady_requests_per_s",
+            "steady requests/s",
+            "req/s",
+            "higher",
+            "successful requests that finished in the steady window / its length",
+        ),
+        Metric(
+            "tokens_per_chunk",
+            "tokens per chunk",
+            "tok",
+            "higher",
+            "usage output tokens / content chunks, over successful requests with usage; "
+            "not 1: ITL is per chunk (flagged multi_token_chunks), TPOT is per token",
+        ),
+        Metric(
+            "reached_max_tokens_share",
+            "reached max_tokens",
+            "fraction",
+            "higher",
+            "share of successful requests whose output reached the max_tokens they asked "
+            "for; below 0.95 where the workload asked for fixed lengths: flagged "
+            "short_outputs",
+        ),
+        Metric(
+            "output_tokens_mean",
+            "mean output tokens",
+            "tok",
+            "higher",
+            "output tokens per successful request, mean",
+        ),
+        Metric(
+            "prefix_cache_hit_rate",
+            "prefix-cache hit rate",
+            "fraction",
+            "lower",
+            "cached prompt tokens / prompt tokens, over requests whose usage says how many "
+            "were cached (usage.prompt_tokens_details.cached_tokens); null where none says",
+        ),
+        Metric(
+            "requests_per_s",
+            "requests/s",
+            "req/s",
+            "higher",
+            "successful requests of a level / the level's wall time (diluted like aggregate tok/s)",
+        ),
+        Metric("error_rate", "error rate", "fraction", "lower", "failed requests / requests sent"),
+        Metric(
+            "goodput",
+            "goodput",
+            "fraction",
+            "higher",
+            "share of requests sent that succeeded and met the TTFT and TPOT targets",
+        ),
+        Metric(
+            "peak_memory_mib",
+            "peak memory",
+            "MiB",
+            "lower",
+            "max GPU memory used over the level (NVML, per device, nothing subtracted); "
+            "for a CPU engine (embedded llama.cpp, or no GPU layers) or without NVML: peak "
+            "RSS of the engine's process tree, labelled process_rss; null for a server on "
+            "another machine",
+        ),
+    )
+}
+
+
+def metrics_markdown() -> str:
+    """The metric definitions as a markdown table (the README embeds this output)."""
+    lines = ["| metric | key | unit | better | definition |", "| --- | --- | --- | --- | --- |"]
+    for metric in METRICS.values():
+        lines.append(
+            f"| {metric.label} | `{metric.key}` | {metric.unit} | {metric.better} "
+            f"| {metric.definition} |"
+        )
+    return "\n".join(lines) + "\n"

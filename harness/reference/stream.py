@@ -1,0 +1,147 @@
+"""One streamed response of the reference server, written by timer callbacks on an
+absolute schedule (first token at TTFT, then one event every ITL, so delays never drift)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from harness.reference.connection import Connection
+
+
+def _chunk(model: str, created: int, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+    body = {
+        "id": "cmpl-reference",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def _words(prompt: Any) -> list[str]:
+    """A prompt's words: a completion prompt's, or the content of every chat message."""
+    if isinstance(prompt, list):
+        prompt = " ".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict))
+    return str(prompt).split()
+
+
+def _delta(chat: bool, text: str) -> dict[str, Any]:
+    return {"delta": {"content": text}} if chat else {"text": text}
+
+
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+)
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+def framed(payload: bytes) -> bytes:
+    """One piece of a chunked HTTP body."""
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
+
+
+def json_response(status: int, body: Any) -> bytes:
+    data = orjson.dumps(body)
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+class Stream:
+    """One streamed response, written by timer callbacks on an absolute schedule."""
+
+    def __init__(self, connection: Connection, body: dict[str, Any], chat: bool) -> None:
+        self.connection, self.chat = connection, chat
+        self.behaviour = behaviour = connection.behaviour
+        self.started = time.perf_counter()
+        self.tokens = int(body.get("max_tokens") or behaviour.output_tokens)
+        self.finish_reason = "length"
+        if behaviour.fault == "stop_early":  # an engine that ignores ignore_eos
+            self.tokens, self.finish_reason = max(1, self.tokens // 2), "stop"
+        self.events = -(-self.tokens // behaviour.tokens_per_event)
+        prompt = body.get("messages") or body.get("prompt") or ""
+        self.prompt_tokens = len(orjson.dumps(prompt).split())
+        self.cached_tokens = min(self.prompt_tokens, behaviour.prompts.add(_words(prompt)))
+        self.created = int(time.time())
+        self.loop = asyncio.get_running_loop()
+        self.clock_offset = self.loop.time() - self.started
+        self.handle: asyncio.TimerHandle | None = None
+
+    def begin(self) -> None:
+        first = _STREAM_HEAD
+        if self.chat:
+            role = {
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "finish_reason": None,
+            }
+            first += framed(_chunk(self.behaviour.model, self.created, [role]))
+        self.connection.write(first)
+        self._schedule(0)
+
+    def _schedule(self, index: int) -> None:
+        b = self.behaviour
+        scheduled = self.started + (b.ttft_ms + index * b.itl_ms) / 1000.0
+        self.handle = self.loop.call_at(scheduled + self.clock_offset, self._emit, index, scheduled)
+
+    def _emit(self, index: int, scheduled: float) -> None:
+        b = self.behaviour
+        b.lateness_ms.append((time.perf_counter() - scheduled) * 1000.0)
+        out = b""
+        if index == b.fault_after_tokens and b.fault != "none":
+            if b.fault == "cut_stream":
+                self.connection.abort()
+                return
+            if b.fault == "stall":
+                return  # nothing more is ever sent
+            if b.fault == "malformed":
+                out += framed(b"data: {not json\n\n")
+            if b.fault == "error_event":
+                out += framed(b'data: {"error": {"message": "injected failure"}}\n\n')
+        first = index * b.tokens_per_event
+        text = "".join(f"t{n} " for n in range(first, min(first + b.tokens_per_event, self.tokens)))
+        choice = {"index": 0, **_delta(self.chat, text), "finish_reason": None}
+        out += framed(_chunk(b.model, self.created, [choice]))
+        if index + 1 < self.events:
+            self.connection.write(out)
+            self._schedule(index + 1)
+            return
+        self.connection.write(out + self._ending())
+        self.connection.stream_done()
+
+    def _ending(self) -> bytes:
+        b = self.behaviour
+        if b.fault == "no_done":
+            return b"0\r\n\r\n"
+        finish = {"index": 0, **_delta(self.chat, ""), "finish_reason": self.finish_reason}
+        out = framed(_chunk(b.model, self.created, [finish]))
+        if b.fault != "no_usage":
+            usage = {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.tokens,
+                "total_tokens": self.prompt_tokens + self.tokens,
+                "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            }
+            out += framed(_chunk(b.model, self.created, [], usage=usage))
+        return out + framed(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+
+    def cancel(self) -> None:
+        if self.handle:
+            self.handle.cancel()
