@@ -12,7 +12,9 @@ from typing import Any
 import pandas as pd
 
 from harness.metrics import METRICS
-from harness.report.frame import CELL_KEYS, SCALAR_STAT, latest_levels, level_table
+from harness.report.cells import CELL_KEYS, latest_levels
+from harness.report.frame import level_table
+from harness.report.run_files import SCALAR_STAT
 from harness.report.tables import KEY_TITLES, View, caption, fmt, split_identity, write_csv
 
 COMPARED = (

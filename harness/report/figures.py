@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from harness.metrics import METRICS
-from harness.report.frame import latest_levels, level_table, load_requests, series_labels
+from harness.report.cells import latest_levels, series_labels
+from harness.report.frame import level_table, load_requests
 from harness.report.tables import AGGREGATE, PEAK, PER_REQUEST, PREDICTED, column
 
 SVG_HASH_SALT = "harness-report"

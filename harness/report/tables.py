@@ -13,14 +13,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness.metrics import METRICS
-from harness.report.frame import (
-    SERIES_KEYS,
-    applicable,
-    latest_levels,
-    level_table,
-    series_labels,
-    varies,
-)
+from harness.report.cells import SERIES_KEYS, applicable, latest_levels, series_labels, varies
+from harness.report.frame import level_table
 
 PER_REQUEST = "output_tokens_per_s_per_request.mean"
 AGGREGATE = "aggregate_output_tokens_per_s.value"

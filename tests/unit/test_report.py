@@ -12,6 +12,7 @@ import pytest
 
 from harness.metrics import METRICS
 from harness.report.__main__ import main
+from harness.report.cells import latest_levels, series_labels
 from harness.report.compare import CompareError, compare_machines, ratio_column
 from harness.report.figures import (
     aggregate_throughput,
@@ -25,11 +26,9 @@ from harness.report.frame import (
     COLUMNS,
     SkippedRunWarning,
     Store,
-    latest_levels,
     level_table,
     load_requests,
     load_store,
-    series_labels,
 )
 from harness.report.html import write_report
 from harness.report.tables import (
