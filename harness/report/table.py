@@ -6,7 +6,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.metrics import METRICS
+from harness.metrics import METRICS, MIN_SAMPLES
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -17,26 +17,45 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _with_n(stats: dict[str, Any], stat: str) -> str:
+    """A percentile with its sample count; below the count it needs, the maximum, named."""
+    n = stats.get("n") or 0
+    if n < MIN_SAMPLES.get(stat, 0):
+        return f"max {_fmt(stats.get('max'))} (n={n})" if n else "-"
+    return f"{_fmt(stats.get(stat))} (n={n})"
+
+
+def _steady(level: dict[str, Any]) -> str:
+    """The steady-window aggregate; a run stored before it existed shows its whole-level
+    figure, marked so."""
+    if "steady_output_tokens_per_s" in level:
+        return _fmt(level["steady_output_tokens_per_s"])
+    return f"{_fmt(level.get('aggregate_output_tokens_per_s'))} (whole level)"
+
+
 def run_table(summary: dict[str, Any]) -> str:
-    """engine, concurrency, per-request and aggregate tok/s, TTFT p50/p99, peak memory
-    measured and predicted, and whether the client may have distorted the level."""
+    """engine, concurrency, per-request and steady aggregate tok/s, mean output tokens,
+    TTFT p50/p99 with their counts, peak memory measured and predicted, and the checks:
+    what makes a level unlike another (flags) and whether the client distorted it."""
     run = summary.get("run", {})
     per_req = METRICS["output_tokens_per_s_per_request"]
-    aggregate = METRICS["aggregate_output_tokens_per_s"]
+    steady = METRICS["steady_output_tokens_per_s"]
+    out_mean = METRICS["output_tokens_mean"]
     ttft = METRICS["ttft_ms"]
     headers = [
         "engine",
         "model",
         "concurrency",
         f"{per_req.label} mean",
-        aggregate.label,
+        steady.label,
+        out_mean.label,
         f"{ttft.label} p50 ({ttft.unit})",
         f"{ttft.label} p99 ({ttft.unit})",
         "ok / sent",
         "peak memory (MiB)",
         "predicted (MiB)",
         "status",
-        "client check",
+        "checks",
     ]
     rows = []
     for level in summary.get("levels", []):
@@ -48,14 +67,16 @@ def run_table(summary: dict[str, Any]) -> str:
                 run.get("model"),
                 level["concurrency"],
                 _fmt(level["output_tokens_per_s_per_request"]["mean"]),
-                _fmt(level["aggregate_output_tokens_per_s"]),
-                _fmt(level["ttft_ms"]["p50"]),
-                _fmt(level["ttft_ms"]["p99"]),
+                _steady(level),
+                _fmt(level.get("output_tokens_mean")),
+                _with_n(level["ttft_ms"], "p50"),
+                _with_n(level["ttft_ms"], "p99"),
                 f"{level['requests_ok']} / {level['requests_sent']}",
                 f"{memory} ({kind})" if kind else memory,
                 _fmt(level.get("predicted_memory_mib"), 0),
                 level.get("status", "ok"),
-                ", ".join(level.get("client_flags") or []) or "ok",
+                ", ".join([*(level.get("flags") or []), *(level.get("client_flags") or [])])
+                or "ok",
             ]
         )
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
