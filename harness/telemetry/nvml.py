@@ -17,19 +17,24 @@ class GpuSample:
 
 
 class Nvml:
-    """A handle on NVML; `available` is False with `reason` when it cannot be used."""
+    """A handle on NVML; `available` is False with `reason` when it cannot be used.
 
-    def __init__(self) -> None:
+    `library` is the pynvml module (nvidia-ml-py) unless another object with its calls is
+    given."""
+
+    def __init__(self, library: Any | None = None) -> None:
         self.available = False
         self.reason = ""
         self._handles: list[Any] = []
         try:
-            import pynvml
+            if library is None:
+                import pynvml
 
-            pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-            self._nvml = pynvml
+                library = pynvml
+            library.nvmlInit()
+            count = library.nvmlDeviceGetCount()
+            self._handles = [library.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+            self._nvml = library
             self.available = count > 0
             self.reason = "" if count else "NVML found no GPU"
         except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
@@ -61,21 +66,45 @@ class Nvml:
             samples.append(GpuSample(index, used_mib, self._util(handle), self._power(handle)))
         return samples
 
-    def process_memory_mib(self, pids: set[int]) -> float | None:
-        """GPU memory NVML attributes to the given processes, summed over devices."""
+    def engine_processes(self, pids: set[int]) -> dict[int, float | None]:
+        """Devices on which any of `pids` runs (compute or graphics): device -> the memory
+        NVML attributes to those processes there, MiB (None where it gives no figure)."""
         if not self.available or not pids:
-            return None
-        total, seen = 0.0, False
+            return {}
+        found: dict[int, float | None] = {}
+        for index, handle in enumerate(self._handles):
+            used_by_pid = self._used_by_pid(handle, pids)
+            if used_by_pid:
+                figures = [used for used in used_by_pid.values() if used is not None]
+                found[index] = sum(figures) / MIB if figures else None
+        return found
+
+    def device_uuids(self) -> list[str | None]:
+        """Each device's UUID, by index (None where NVML does not give it)."""
+        uuids: list[str | None] = []
         for handle in self._handles:
             try:
-                procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                uuids.append(_text(self._nvml.nvmlDeviceGetUUID(handle)))
+            except self._nvml.NVMLError:
+                uuids.append(None)
+        return uuids
+
+    def _used_by_pid(self, handle: Any, pids: set[int]) -> dict[int, int | None]:
+        # A process with both a compute and a graphics context is listed twice, with the
+        # same figure: count it once.
+        used_by_pid: dict[int, int | None] = {}
+        for query in (
+            self._nvml.nvmlDeviceGetComputeRunningProcesses,
+            self._nvml.nvmlDeviceGetGraphicsRunningProcesses,
+        ):
+            try:
+                procs = query(handle)
             except self._nvml.NVMLError:
                 continue
             for proc in procs:
-                if proc.pid in pids and proc.usedGpuMemory is not None:
-                    total += proc.usedGpuMemory / MIB
-                    seen = True
-        return total if seen else None
+                if proc.pid in pids and used_by_pid.get(proc.pid) is None:
+                    used_by_pid[proc.pid] = proc.usedGpuMemory
+        return used_by_pid
 
     def _memory(self, handle: Any) -> Any:
         # v2 memory info does not count memory the driver reserves as used.
@@ -95,6 +124,29 @@ class Nvml:
             return self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
         except self._nvml.NVMLError:
             return None
+
+
+def visible_devices(value: str, uuids: list[str | None]) -> list[int]:
+    """The device indices a CUDA_VISIBLE_DEVICES value names, read as CUDA reads it: indices
+    or (prefixes of) UUIDs, up to the first entry that names no device. Indices are taken
+    in NVML's order (PCI bus, as nvidia-smi), CUDA's own with CUDA_DEVICE_ORDER=PCI_BUS_ID."""
+    indices: list[int] = []
+    for entry in (part.strip() for part in value.split(",")):
+        index = _device_named(entry, uuids)
+        if index is None:
+            break
+        if index not in indices:
+            indices.append(index)
+    return indices
+
+
+def _device_named(entry: str, uuids: list[str | None]) -> int | None:
+    if entry.isdigit():
+        return int(entry) if int(entry) < len(uuids) else None
+    if not entry:
+        return None
+    matches = [i for i, uuid in enumerate(uuids) if uuid and uuid.startswith(entry)]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _text(value: bytes | str) -> str:

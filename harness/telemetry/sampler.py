@@ -1,14 +1,19 @@
 """Background sampling of memory while levels run, written to telemetry.csv.
 
 Sampling runs in a thread so it never blocks the client's event loop. With NVML the
-peak is GPU memory used (per device); without it, the peak RSS of the engine's process
-tree, labelled `process_rss` so it is never mistaken for VRAM.
+peak is the memory used on the engine's devices, summed (tensor parallel spans several):
+those on which NVML's per-process query finds the engine's process tree, else the devices
+it was given (CUDA_VISIBLE_DEVICES), else every device; beside it NVML's figure for the
+engine's own processes and the peak above the baseline taken before the engine started.
+Without NVML, the peak RSS of the engine's process tree, labelled `process_rss` so it is
+never mistaken for VRAM.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +23,13 @@ from typing import Any
 
 import psutil
 
-from harness.telemetry.nvml import MIB, Nvml
+from harness.telemetry.nvml import MIB, Nvml, visible_devices
 
 log = logging.getLogger(__name__)
 
 CSV_FIELDS = ("t_mono_s", "t_wall_s", "source", "device", "memory_used_mib", "util_pct", "power_w")
+# The devices a native engine is given; it inherits the harness's environment.
+VISIBLE_DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
 
 
 @dataclass
@@ -31,6 +38,20 @@ class Sample:
     source: str  # gpu | process_rss | gpu_process
     device: str
     memory_used_mib: float
+
+
+@dataclass
+class GpuSnapshot:
+    """One GPU sample: memory used per device, and NVML's figure for the engine's processes
+    on each device where the per-process query finds them (None: found, no figure)."""
+
+    t_mono_s: float
+    used_mib: dict[int, float]
+    engine_mib: dict[int, float | None]
+
+    def engine_total_mib(self) -> float | None:
+        figures = [mib for mib in self.engine_mib.values() if mib is not None]
+        return sum(figures) if figures else None
 
 
 def process_tree_rss_mib(pids: list[int]) -> float | None:
@@ -65,6 +86,17 @@ def tree_pids(pids: list[int]) -> set[int]:
     return found
 
 
+def rss_peak(peak_mib: float | None) -> dict[str, Any]:
+    """The peak of the engine's process-tree RSS: no devices, no NVML figures."""
+    return {
+        "peak_memory_mib": peak_mib,
+        "peak_memory_kind": "process_rss" if peak_mib is not None else None,
+        "peak_memory_devices": None,
+        "peak_engine_process_mib": None,
+        "peak_memory_above_baseline_mib": None,
+    }
+
+
 class Sampler:
     """Samples at a fixed interval until stopped; keeps samples for per-level peaks."""
 
@@ -75,18 +107,23 @@ class Sampler:
         gpu_mode: str,
         engine_pids: Callable[[], list[int]],
         process_rss: bool = True,
+        nvml_factory: Callable[[], Nvml] = Nvml,
     ) -> None:
         self.interval_s = interval_ms / 1000.0
         self.engine_pids = engine_pids
         self.process_rss = process_rss
-        self.nvml = Nvml() if gpu_mode != "off" else None
+        self.nvml = nvml_factory() if gpu_mode != "off" else None
         if gpu_mode == "on" and not (self.nvml and self.nvml.available):
             reason = self.nvml.reason if self.nvml else "telemetry.gpu=off"
             raise RuntimeError(f"telemetry.gpu=on but {reason}")
         self.kind = "gpu" if self.nvml and self.nvml.available else "process_rss"
         if self.kind == "process_rss" and gpu_mode == "auto":
             log.info("no GPU telemetry (%s); measuring engine process RSS instead", self._why())
+        self.given_devices = os.environ.get(VISIBLE_DEVICES_ENV)
+        self._uuids = self.nvml.device_uuids() if self.kind == "gpu" and self.nvml else []
+        self.baseline_mib: dict[str, float] = {}
         self.samples: list[Sample] = []
+        self.gpu_snapshots: list[GpuSnapshot] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,9 +141,10 @@ class Sampler:
         return self.nvml.reason if self.nvml else "telemetry.gpu=off"
 
     def baseline(self) -> dict[str, Any]:
-        """One sample taken now, e.g. before the engine starts."""
+        """One sample taken now, before the engine starts; kept for the peak above it."""
         if self.kind == "gpu" and self.nvml:
-            return {f"gpu{s.device}": s.memory_used_mib for s in self.nvml.sample()}
+            self.baseline_mib = {f"gpu{s.device}": s.memory_used_mib for s in self.nvml.sample()}
+            return dict(self.baseline_mib)
         return {}
 
     def start(self) -> None:
@@ -123,8 +161,11 @@ class Sampler:
     def sample_once(self) -> None:
         now_mono, now_wall = time.perf_counter(), time.time()
         rows: list[tuple[Sample, float | None, float | None]] = []
+        snapshot = None
+        pids = self.engine_pids()
         if self.kind == "gpu" and self.nvml:
-            for gpu in self.nvml.sample():
+            gpus = self.nvml.sample()
+            for gpu in gpus:
                 rows.append(
                     (
                         Sample(now_mono, "gpu", f"gpu{gpu.device}", gpu.memory_used_mib),
@@ -132,14 +173,18 @@ class Sampler:
                         gpu.power_w,
                     )
                 )
-            own = self.nvml.process_memory_mib(tree_pids(self.engine_pids()))
+            used_mib = {gpu.device: gpu.memory_used_mib for gpu in gpus}
+            snapshot = GpuSnapshot(now_mono, used_mib, self.nvml.engine_processes(tree_pids(pids)))
+            own = snapshot.engine_total_mib()
             if own is not None:
                 rows.append((Sample(now_mono, "gpu_process", "engine", own), None, None))
         if self.process_rss:
-            rss = process_tree_rss_mib(self.engine_pids())
+            rss = process_tree_rss_mib(pids)
             if rss is not None:
                 rows.append((Sample(now_mono, "process_rss", "engine", rss), None, None))
         with self._lock:
+            if snapshot is not None:
+                self.gpu_snapshots.append(snapshot)
             for sample, util, power in rows:
                 self.samples.append(sample)
                 self._writer.writerow(
@@ -170,16 +215,53 @@ class Sampler:
         """Peak memory between two instants, of the primary kind, plus per-device detail."""
         with self._lock:
             window = [s for s in self.samples if start_mono_s <= s.t_mono_s <= end_mono_s]
+            snapshots = [s for s in self.gpu_snapshots if start_mono_s <= s.t_mono_s <= end_mono_s]
             if not self._file.closed:
                 self._file.flush()
         per_device: dict[str, float] = {}
         for sample in window:
             key = f"{sample.source}:{sample.device}"
             per_device[key] = max(per_device.get(key, 0.0), sample.memory_used_mib)
-        primary = [s.memory_used_mib for s in window if s.source == self.kind]
+        if self.kind == "gpu" and snapshots:
+            memory = self.gpu_peak(snapshots)
+        else:
+            primary = [s.memory_used_mib for s in window if s.source == self.kind]
+            memory = rss_peak(max(primary) if primary else None)
+        return {**memory, "peak_memory_by_device_mib": per_device, "telemetry_samples": len(window)}
+
+    def gpu_peak(self, snapshots: list[GpuSnapshot]) -> dict[str, Any]:
+        """The engine's devices' memory, summed, at the snapshot where the sum peaks; NVML's
+        figure for its processes; the peak above the same devices' baseline."""
+        devices, chosen_by = self.engine_devices(snapshots)
+        peak_mib = max(sum(s.used_mib[device] for device in devices) for s in snapshots)
+        own = [mib for s in snapshots if (mib := s.engine_total_mib()) is not None]
+        names = [f"gpu{device}" for device in devices]
+        above = None
+        if all(name in self.baseline_mib for name in names):
+            above = peak_mib - sum(self.baseline_mib[name] for name in names)
         return {
-            "peak_memory_mib": max(primary) if primary else None,
-            "peak_memory_kind": self.kind if primary else None,
-            "peak_memory_by_device_mib": per_device,
-            "telemetry_samples": len(window),
+            "peak_memory_mib": peak_mib,
+            "peak_memory_kind": "gpu",
+            "peak_memory_devices": {
+                "devices": names,
+                "chosen_by": chosen_by,
+                VISIBLE_DEVICES_ENV: self.given_devices,
+            },
+            "peak_engine_process_mib": max(own) if own else None,
+            "peak_memory_above_baseline_mib": above,
         }
+
+    def engine_devices(self, snapshots: list[GpuSnapshot]) -> tuple[list[int], str]:
+        """The devices that count and why: `per_process_query` (the engine's processes run
+        there), `given` (CUDA_VISIBLE_DEVICES, where the query finds none of them) or
+        `all` (neither says)."""
+        found = sorted({device for s in snapshots for device in s.engine_mib})
+        if found:
+            return found, "per_process_query"
+        present = sorted(snapshots[-1].used_mib)
+        if self.given_devices is not None:
+            named = visible_devices(self.given_devices, self._uuids)
+            given = [device for device in named if device in present]
+            if given:
+                return given, "given"
+        return present, "all"

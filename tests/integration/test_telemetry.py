@@ -32,6 +32,9 @@ def test_process_rss_sees_a_known_allocation(tmp_path: Path) -> None:
     # the allocation plus a Python interpreter (about 10-20 MiB)
     assert ALLOCATED_MIB < peak["peak_memory_mib"] < ALLOCATED_MIB + 40
     assert peak["telemetry_samples"] >= 10
+    # no GPU figures beside a process-tree peak
+    assert peak["peak_memory_devices"] is None and peak["peak_engine_process_mib"] is None
+    assert peak["peak_memory_above_baseline_mib"] is None
     rows = list(csv.DictReader((tmp_path / "telemetry.csv").open()))
     assert rows and rows[0]["source"] == "process_rss" and rows[0]["device"] == "engine"
 
