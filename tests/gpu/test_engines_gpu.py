@@ -47,6 +47,8 @@ def test_engine_runs_two_levels_under_compose(engine: str, tmp_path: Path) -> No
     for level in summary["levels"]:
         assert level["status"] == "ok"
         assert level["peak_memory_kind"] == "gpu"
+        assert level["peak_memory_devices"]["devices"]  # and which devices, and why
+        assert level["peak_memory_above_baseline_mib"] is not None  # baseline taken first
         assert level["engine_metrics"]["after"]
     engine_info = json.loads((run_dir / "environment.json").read_text())["engine"]
     assert engine_info["version"]["launcher"] == "compose"
