@@ -172,10 +172,15 @@ METRICS: dict[str, Metric] = {
             "peak memory",
             "MiB",
             "lower",
-            "max GPU memory used over the level (NVML, per device, nothing subtracted); "
-            "for a CPU engine (embedded llama.cpp, or no GPU layers) or without NVML: peak "
-            "RSS of the engine's process tree, labelled process_rss; null for a server on "
-            "another machine",
+            "GPU memory used on the engine's devices, summed over them (tensor parallel), at "
+            "the sample of the level where that sum peaks (NVML, nothing subtracted); its "
+            "devices are those on which NVML's per-process query finds the engine's process "
+            "tree, else those it was given (CUDA_VISIBLE_DEVICES), else every device, named "
+            "in peak_memory_devices; beside it peak_engine_process_mib (NVML's figure for the "
+            "engine's processes, where it reports one) and peak_memory_above_baseline_mib "
+            "(minus the same devices' memory before the engine started); for a CPU engine "
+            "(embedded llama.cpp, or no GPU layers) or without NVML: peak RSS of the engine's "
+            "process tree, labelled process_rss; null for a server on another machine",
         ),
     )
 }
