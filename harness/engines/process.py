@@ -1,4 +1,5 @@
-"""Owns one child process: started with an argument list, stopped gracefully then by force."""
+"""Owns one child process and every process it starts: started with an argument list,
+stopped gracefully then by force, until none of them is left."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import logging
 import os
 import signal
 import subprocess
+import time
+import uuid
 from pathlib import Path
+
+import psutil
 
 from harness.engines.host import lost_the_port
 
 log = logging.getLogger(__name__)
+
+# Every process the child starts inherits this variable, so that one that left the process
+# group (setsid) and lost its parent is still found as the engine's.
+OWNER_ENV = "LLM_BENCH_ENGINE_OWNER"
+KILL_WAIT_S = 10.0
+POLL_S = 0.05
 
 
 class ManagedProcess:
@@ -23,9 +34,11 @@ class ManagedProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_offset = 0  # where this start's output begins in the appended log
+        self.owner_mark = uuid.uuid4().hex
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**(os.environ if self.env is None else self.env), OWNER_ENV: self.owner_mark}
         with self.log_path.open("ab") as log_file:
             self.log_offset = log_file.tell()
             self.proc = subprocess.Popen(
@@ -33,7 +46,7 @@ class ManagedProcess:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=self.env,
+                env=env,
                 start_new_session=True,  # own process group: Ctrl-C reaches us, not it
             )
 
@@ -51,21 +64,76 @@ class ManagedProcess:
     def exit_code(self) -> int | None:
         return self.proc.poll() if self.proc else None
 
+    def family(self) -> list[psutil.Process]:
+        """The child and every process it started that still runs: its descendants, and
+        those that left its group or lost their parent but carry its owner mark."""
+        found: dict[int, psutil.Process] = {}
+        if self.proc is not None and self.alive():  # a reaped child's pid may be reused
+            with contextlib.suppress(psutil.Error):
+                leader = psutil.Process(self.proc.pid)
+                found[leader.pid] = leader
+                found.update((child.pid, child) for child in leader.children(recursive=True))
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if process.environ().get(OWNER_ENV) == self.owner_mark:
+                    found[process.pid] = process
+        return [process for process in found.values() if _running(process)]
+
     def stop(self, grace_s: float) -> int | None:
-        """SIGTERM the group, wait `grace_s`, then SIGKILL it. Returns the exit code."""
+        """SIGTERM the whole family, wait up to `grace_s` until none is left, then SIGKILL
+        what remains and wait again. Returns the child's exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                log.info("engine did not stop within %.1f s of SIGTERM; sending SIGKILL", grace_s)
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait(timeout=30)
+        family = self.family()
+        if family:
+            self._signal(family, signal.SIGTERM)
+            left = self._wait_gone(family, grace_s)
+            if left:
+                log.info(
+                    "%d engine process(es) still running %.1f s after SIGTERM (pids %s); "
+                    "sending SIGKILL",
+                    len(left),
+                    grace_s,
+                    _pids(left),
+                )
+                everyone = self.family()  # with any started meanwhile
+                self._signal(everyone, signal.SIGKILL)
+                left = self._wait_gone(everyone, KILL_WAIT_S)
+                if left:
+                    log.warning("engine processes %s survived SIGKILL", _pids(left))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=KILL_WAIT_S)
         return self.proc.returncode
 
-    def _signal_group(self, sig: signal.Signals) -> None:
+    def _signal(self, family: list[psutil.Process], sig: signal.Signals) -> None:
         assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
+        if self.proc.poll() is None:
+            # the unreaped child still holds its pid, so the group id is still ours
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+        for process in family:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(sig)  # psutil checks that the pid was not reused
+
+    def _wait_gone(self, family: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+        """Wait until none of `family` runs (reaping the child); those still running."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.proc.poll()
+            left = [process for process in family if _running(process)]
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(POLL_S)
+
+
+def _running(process: psutil.Process) -> bool:
+    """Running and not a zombie (a zombie holds no memory; its parent or init reaps it)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _pids(processes: list[psutil.Process]) -> str:
+    return ", ".join(str(process.pid) for process in processes)
