@@ -19,6 +19,15 @@ from harness.telemetry.sampler import Sampler
 
 log = logging.getLogger(__name__)
 
+# what a level without telemetry carries: the fields of Sampler.peak(), empty
+NO_PEAK = (
+    "peak_memory_mib",
+    "peak_memory_kind",
+    "peak_memory_devices",
+    "peak_engine_process_mib",
+    "peak_memory_above_baseline_mib",
+)
+
 
 def level_name(mode: str, concurrency: int, rate: float | None) -> str:
     if mode == "rate":
@@ -150,7 +159,7 @@ class LevelRunner:
 
     def memory(self, records: list[RequestRecord]) -> dict[str, Any]:
         if not records or not self.sampler:
-            return {"peak_memory_mib": None, "peak_memory_kind": None}
+            return dict.fromkeys(NO_PEAK)
         start = min(r.start_mono_s for r in records)
         end = max(r.end_mono_s for r in records)
         return self.sampler.peak(start, end)

@@ -28,6 +28,8 @@ class RequestRecord:
     start_wall_s: float = 0.0  # epoch seconds when the request went on the wire
     start_mono_s: float = 0.0  # time.perf_counter() when the request went on the wire
     on_wire: bool = False  # false: it failed (or was cancelled) before its bytes were sent
+    # of the client's wait, the time spent opening a new connection (None: one was reused)
+    connect_ms: float | None = None
     end_mono_s: float = 0.0  # last byte (or failure)
     end_wall_s: float = 0.0  # epoch seconds at the last byte (or failure)
     ttfb_ms: float | None = None  # first byte of the response body
@@ -56,6 +58,14 @@ class RequestRecord:
         if not self.on_wire or not self.due_mono_s:
             return None
         return (self.start_mono_s - self.due_mono_s) * 1000.0
+
+    @property
+    def queued_ms(self) -> float | None:
+        """The client's wait less any new connection: time the request sat on the client."""
+        wait = self.client_wait_ms
+        if wait is None:
+            return None
+        return max(0.0, wait - (self.connect_ms or 0.0))
 
     @property
     def ok(self) -> bool:

@@ -27,7 +27,12 @@ from harness.report.table import run_table
 from harness.resume import prepare_resume
 from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter
 from harness.summary import add_level, new_summary, now_utc, predicted_memory
-from harness.telemetry.policy import engine_on_cpu, follow_read_back, gpu_mode_for
+from harness.telemetry.policy import (
+    engine_on_cpu,
+    follow_launcher,
+    follow_read_back,
+    gpu_mode_for,
+)
 from harness.telemetry.sampler import Sampler
 from harness.workload import build_specs
 
@@ -98,6 +103,7 @@ class Job:
         baseline = self.sampler.baseline()
         self.summary["memory_baseline_mib"] = baseline  # before the engine started
         self.engine.preflight()  # fail fast (no GPU, no Docker, port taken) before pulls
+        follow_launcher(self.sampler, self.engine)
         model_info = self.engine.provision()
         gpus = self.environment["machine"].get("gpus") or []
         self.summary["predicted_memory"] = predicted_memory(bench, model_info, gpus)
@@ -133,10 +139,13 @@ class Job:
         api_key = None
         if self.bench.engine.api_key_env:
             api_key = os.environ.get(self.bench.engine.api_key_env)
+        api = workload.api
+        if self.bench.engine.ollama_native_api:
+            api = "ollama_chat" if workload.api == "chat" else "ollama_generate"
         return Endpoint(
             base_url=self.engine.base_url,
             model=self.engine.served_model,
-            api=workload.api,
+            api=api,
             ignore_eos=workload.ignore_eos,
             temperature=workload.temperature,
             api_key=api_key,

@@ -61,6 +61,10 @@ class EngineConfig:
     kv_cache_type: str | None = None  # KV cache data type; null: the engine's default, pinned
     gpu_memory_utilization: float = 0.9  # vLLM: share of GPU memory it may pre-allocate
     ollama_keep_alive: str = "-1"  # Ollama: how long a model stays loaded; -1: for ever
+    # Ollama: send requests to its native /api/chat (or /api/generate), which honours
+    # num_predict and reports the engine's own timings; its OpenAI endpoint ignores
+    # ignore_eos, so its outputs stop early and rows would differ in length.
+    ollama_native_api: bool = False
     pull_timeout_s: float = 3600.0  # image pulls and Ollama model pulls
     startup_timeout_s: float = 180.0
     stop_grace_s: float = 5.0
@@ -75,6 +79,11 @@ class EngineConfig:
     def validate(self) -> None:
         require_choice("engine.kind", self.kind, ENGINE_KINDS)
         require_choice("engine.launcher", self.launcher, self.LAUNCHERS)
+        if self.ollama_native_api and self.kind not in ("ollama", "openai"):
+            raise ConfigError(
+                f"engine.ollama_native_api=true needs engine.kind 'ollama' (or 'openai' for an "
+                f"Ollama server the harness did not start); this engine is {self.kind!r}"
+            )
         self._validate_launcher()
         if self.kind == "openai" and not self.url:
             raise ConfigError(

@@ -63,8 +63,16 @@ METRICS: dict[str, Metric] = {
             "lower",
             "request due (its worker was free, or the open-loop schedule said so) -> its "
             "bytes handed to the socket: the client's own delay, incl. a wait for a free "
-            "slot under a concurrency cap and a new connection; flagged client_wait when "
-            "p99 > 1 ms",
+            "slot under a concurrency cap and opening a new connection (connect_ms); "
+            "flagged client_wait when the p99 of the wait less connect_ms is > 1 ms",
+        ),
+        Metric(
+            "connect_ms",
+            "connect",
+            "ms",
+            "lower",
+            "opening a new connection for a request, part of the client's wait (every "
+            "request with keep-alive off; a worker's first with it on)",
         ),
         Metric(
             "ttft_from_due_ms",

@@ -28,6 +28,7 @@ DISTRIBUTION_METRICS = (
     "output_tokens_per_s_per_request",
     "decode_tokens_per_s_per_request",
     "client_wait_ms",
+    "connect_ms",
 )
 # Reported for open loops only: what a user who arrived on schedule waited.
 FROM_DUE_METRICS = ("ttft_from_due_ms", "e2e_from_due_ms")
@@ -42,11 +43,16 @@ TOKENS_PER_CHUNK_TOLERANCE = 0.02
 def per_request_values(records: Iterable[RequestRecord]) -> dict[str, list[float]]:
     """The samples of every distribution metric, from successful requests only (the
     client's wait from every request that reached the wire)."""
-    samples: dict[str, list[float]] = {key: [] for key in DISTRIBUTION_METRICS + FROM_DUE_METRICS}
+    samples: dict[str, list[float]] = {
+        key: [] for key in (*DISTRIBUTION_METRICS, *FROM_DUE_METRICS, "client_queued_ms")
+    }
     for record in records:
         wait = record.client_wait_ms
         if wait is not None:
             samples["client_wait_ms"].append(wait)
+            samples["client_queued_ms"].append(record.queued_ms or 0.0)
+        if record.connect_ms is not None:
+            samples["connect_ms"].append(record.connect_ms)
         if not record.ok:
             continue
         samples["itl_ms"].extend(itl_gaps_ms(record))
@@ -147,11 +153,36 @@ def prefix_cache(ok: Sequence[RequestRecord]) -> dict[str, Any]:
     }
 
 
+# The engine's own per-request timings, where it reports them: Ollama's native API
+# (eval_* and prompt_eval_*) and llama.cpp's `timings` (predicted_* and prompt_*).
+ENGINE_TIMING_KEYS = (
+    "eval_tokens_per_s",
+    "eval_duration_ms",
+    "prompt_eval_duration_ms",
+    "predicted_per_second",
+    "predicted_ms",
+    "prompt_per_second",
+    "prompt_ms",
+)
+
+
+def engine_reported(ok: Sequence[RequestRecord]) -> dict[str, Any]:
+    """The engine's own account of the level's requests, beside ours: each timing it
+    reported, summarised like a latency."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for record in ok:
+        for key, value in (record.server_timings or {}).items():
+            if key in ENGINE_TIMING_KEYS and isinstance(value, int | float):
+                values[key].append(float(value))
+    return {key: describe(samples) for key, samples in values.items()}
+
+
 def measurement_flags(
     summary: dict[str, Any], fixed_lengths: bool, client_wait_p99_ms: float | None
 ) -> list[str]:
-    """What makes this level's figures unlike another's, by name. The p99 of the client's
-    wait is taken whatever the sample size: a flag, not a reported figure."""
+    """What makes this level's figures unlike another's, by name. `client_wait_p99_ms`:
+    of the client's wait less new connections, taken whatever the sample size (a flag,
+    not a reported figure)."""
     flags = []
     if client_wait_p99_ms is not None and client_wait_p99_ms > CLIENT_WAIT_P99_FLAG_MS:
         flags.append("client_wait")
@@ -211,6 +242,7 @@ def summarize_level(
     summary.update(chunking(ok))
     summary.update(output_lengths(ok))
     summary.update(prefix_cache(ok))
+    summary["engine_reported"] = engine_reported(ok)
     summary["error_rate"] = (len(records) - len(ok)) / len(records) if records else None
     if ttft_target_ms is None and tpot_target_ms is None:
         summary["goodput"] = None
@@ -218,7 +250,7 @@ def summarize_level(
         good = sum(meets_targets(r, ttft_target_ms, tpot_target_ms) for r in records)
         summary["goodput"] = good / len(records) if records else None
     summary["goodput_targets"] = {"ttft_ms": ttft_target_ms, "tpot_ms": tpot_target_ms}
-    wait_p99 = percentile(samples["client_wait_ms"], 99)
+    wait_p99 = percentile(samples["client_queued_ms"], 99)
     summary["flags"] = measurement_flags(summary, fixed_lengths, wait_p99)
     return summary
 

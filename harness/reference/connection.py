@@ -11,7 +11,7 @@ import orjson
 
 from harness.metrics import describe
 from harness.reference.behaviour import Behaviour
-from harness.reference.stream import Stream, json_response
+from harness.reference.stream import OllamaStream, Stream, json_response
 
 
 class Connection(asyncio.Protocol):
@@ -87,11 +87,14 @@ class Connection(asyncio.Protocol):
         elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             self._start_stream(body, chat=path.endswith("chat/completions"))
             return
+        elif method == "POST" and path in ("/api/chat", "/api/generate"):
+            self._start_stream(body, chat=path == "/api/chat", stream_class=OllamaStream)
+            return
         else:
             self.write(json_response(404, {"error": {"message": f"no route {method} {path}"}}))
         self._next_request()
 
-    def _start_stream(self, raw: bytes, chat: bool) -> None:
+    def _start_stream(self, raw: bytes, chat: bool, stream_class: type[Stream] = Stream) -> None:
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -101,5 +104,5 @@ class Connection(asyncio.Protocol):
             status = int(self.behaviour.fault[-3:])
             self.write(json_response(status, {"error": {"message": f"injected {status}"}}))
             return self._next_request()
-        self.stream = Stream(self, body, chat)
+        self.stream = stream_class(self, body, chat)
         self.stream.begin()

@@ -71,7 +71,7 @@ class Stream:
         self.connection, self.chat = connection, chat
         self.behaviour = behaviour = connection.behaviour
         self.started = time.perf_counter()
-        self.tokens = int(body.get("max_tokens") or behaviour.output_tokens)
+        self.tokens = int(self.max_tokens_of(body) or behaviour.output_tokens)
         self.finish_reason = "length"
         if behaviour.fault == "stop_early":  # an engine that ignores ignore_eos
             self.tokens, self.finish_reason = max(1, self.tokens // 2), "stop"
@@ -83,6 +83,11 @@ class Stream:
         self.loop = asyncio.get_running_loop()
         self.clock_offset = self.loop.time() - self.started
         self.handle: asyncio.TimerHandle | None = None
+        self.first_written: float | None = None
+
+    @staticmethod
+    def max_tokens_of(body: dict[str, Any]) -> int | None:
+        return body.get("max_tokens")
 
     def begin(self) -> None:
         first = _STREAM_HEAD
@@ -117,14 +122,19 @@ class Stream:
                 out += framed(b'data: {"error": {"message": "injected failure"}}\n\n')
         first = index * b.tokens_per_event
         text = "".join(f"t{n} " for n in range(first, min(first + b.tokens_per_event, self.tokens)))
-        choice = {"index": 0, **_delta(self.chat, text), "finish_reason": None}
-        out += framed(_chunk(b.model, self.created, [choice]))
+        out += self.content_event(text)
         if index + 1 < self.events:
             self.connection.write(out)
+            self.first_written = self.first_written or time.perf_counter()
             self._schedule(index + 1)
             return
+        self.first_written = self.first_written or time.perf_counter()
         self.connection.write(out + self._ending())
         self.connection.stream_done()
+
+    def content_event(self, text: str) -> bytes:
+        choice = {"index": 0, **_delta(self.chat, text), "finish_reason": None}
+        return framed(_chunk(self.behaviour.model, self.created, [choice]))
 
     def _ending(self) -> bytes:
         b = self.behaviour
@@ -139,9 +149,59 @@ class Stream:
                 "total_tokens": self.prompt_tokens + self.tokens,
                 "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
             }
-            out += framed(_chunk(b.model, self.created, [], usage=usage))
+            # when it parsed the request and wrote the first content, on the monotonic
+            # clock the client shares: the server's own part of any timing error
+            timings = {"received_mono_s": self.started, "first_content_mono_s": self.first_written}
+            out += framed(_chunk(b.model, self.created, [], usage=usage, timings=timings))
         return out + framed(b"data: [DONE]\n\n") + b"0\r\n\r\n"
 
     def cancel(self) -> None:
         if self.handle:
             self.handle.cancel()
+
+
+_NDJSON_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+    b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+)
+
+
+class OllamaStream(Stream):
+    """The same schedule in Ollama's native form: a JSON object a line, /api/chat or
+    /api/generate, the output capped by options.num_predict, the engine's own counts and
+    durations (nanoseconds) in the final object."""
+
+    @staticmethod
+    def max_tokens_of(body: dict[str, Any]) -> int | None:
+        return (body.get("options") or {}).get("num_predict")
+
+    def begin(self) -> None:
+        self.connection.write(_NDJSON_HEAD)
+        self._schedule(0)
+
+    def _line(self, **fields: Any) -> bytes:
+        return framed(orjson.dumps({"model": self.behaviour.model, **fields}) + b"\n")
+
+    def content_event(self, text: str) -> bytes:
+        if self.chat:
+            return self._line(message={"role": "assistant", "content": text}, done=False)
+        return self._line(response=text, done=False)
+
+    def _ending(self) -> bytes:
+        b = self.behaviour
+        if b.fault == "no_done":
+            return b"0\r\n\r\n"
+        now = time.perf_counter()
+        first = self.first_written or now
+        final = {
+            "done": True,
+            "done_reason": self.finish_reason,
+            "prompt_eval_count": self.prompt_tokens,
+            "prompt_eval_duration": int((first - self.started) * 1e9),
+            "eval_count": self.tokens,
+            "eval_duration": int((now - first) * 1e9),
+            "total_duration": int((now - self.started) * 1e9),
+        }
+        if self.chat:
+            final["message"] = {"role": "assistant", "content": ""}
+        return self._line(**final) + b"0\r\n\r\n"

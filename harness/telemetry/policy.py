@@ -11,6 +11,7 @@ import logging
 
 from harness.config import EngineConfig
 from harness.engines import Engine
+from harness.engines.served import ServedEngine
 from harness.telemetry.sampler import Sampler
 
 log = logging.getLogger(__name__)
@@ -41,3 +42,10 @@ def follow_read_back(sampler: Sampler, engine: Engine) -> None:
     if sampler.kind == "gpu" and engine.runs_on_gpu() is False:
         log.info("the engine reports no layer on a GPU: measuring its process tree's RSS")
         sampler.measure_process_rss()
+
+
+def follow_launcher(sampler: Sampler, engine: Engine) -> None:
+    """A compose container is given every GPU, not this process's CUDA_VISIBLE_DEVICES:
+    where NVML names no engine process, the sampler must not fall back to those."""
+    if isinstance(engine, ServedEngine) and engine.launcher == "compose":
+        sampler.given_devices = None

@@ -233,3 +233,12 @@ def test_the_prefix_cache_hit_rate_counts_only_requests_that_say() -> None:
     assert level["prefix_cache_hit_rate"] == pytest.approx(0.25)
     assert level["prefix_cache_reported_by"] == 1
     assert summarize_level([silent], concurrency=1)["prefix_cache_hit_rate"] is None
+
+
+def test_the_engines_own_timings_are_summarised_beside_ours() -> None:
+    records = [make_record(i) for i in range(3)]
+    for n, record in enumerate(records):
+        record.server_timings = {"eval_tokens_per_s": 40.0 + n, "received_mono_s": 1.0}
+    reported = summarize_level(records, concurrency=1)["engine_reported"]
+    assert set(reported) == {"eval_tokens_per_s"}
+    assert reported["eval_tokens_per_s"]["mean"] == pytest.approx(41.0)

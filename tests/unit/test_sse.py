@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.client.openai_api import IncompleteStream, MalformedStream, _StreamState
+from harness.client.openai_api import IncompleteStream, MalformedStream, StreamState
 from harness.client.sse import SSEParser
 from harness.records import RequestRecord
 
@@ -28,7 +28,7 @@ STREAM = ROLE_ONLY + EMPTY_DELTA + HELLO + WORLD + FINISH + USAGE_ONLY + DONE
 def fold(pieces: list[tuple[bytes, float]]) -> RequestRecord:
     """Feed (bytes, arrival ms) pieces through parser and stream state, as the client does."""
     record = RequestRecord(request_id=0, concurrency=1, worker=0)
-    parser, state = SSEParser(), _StreamState(record)
+    parser, state = SSEParser(), StreamState(record)
     for data, arrival_ms in pieces:
         for event in parser.feed(data):
             state.on_event(event.data, arrival_ms)
