@@ -16,6 +16,8 @@ MAX_TOKENS  ?=
 EXP         ?=
 RESULTS     ?= results
 ARGS        ?=
+# make sweep LAUNCHER=submitit_slurm|submitit_local|ray: a launcher in conf/hydra/launcher/
+LAUNCHER    ?=
 # make fit [MODEL=..] [QUANT=..] [CTX=..] [GPU_GB=..] [ENGINE=llamacpp|ollama|vllm] [FIT_ARGS=..]
 QUANT   ?=
 CTX     ?=
@@ -35,6 +37,7 @@ OVERRIDES = \
 	$(if $(REQUESTS),load.requests_per_level=$(REQUESTS)) \
 	$(if $(MAX_TOKENS),workload.max_tokens=$(MAX_TOKENS)) \
 	$(if $(EXP),experiment=$(EXP)) \
+	$(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) \
 	results=$(RESULTS) \
 	$(ARGS)
 

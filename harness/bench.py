@@ -14,6 +14,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from harness.cluster import sweep_batch
+from harness.cluster.placement import describe as describe_placement
 from harness.config import ConfigError, register, to_bench_config
 from harness.environment import config_hash
 from harness.preflight import PreflightError, check_results_dir, results_from_argv
@@ -23,6 +25,7 @@ from harness.runner import run_job
 from harness.store import SUMMARY_FILE
 
 register()
+sweep_batch.register()
 log = logging.getLogger("harness")
 
 
@@ -60,6 +63,7 @@ def main(cfg: DictConfig) -> str:
             return "preflight_error"
         sys.exit(2)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    log.info("placement: %s", describe_placement())
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     previous = find_previous_run(run_dir, config_hash(resolved)) if bench.resume else None
