@@ -36,6 +36,8 @@ from harness.client.processes import auto_processes, run_level_in_processes
 from harness.client.scheduler import LevelPlan
 from harness.config import machine_id
 from harness.metrics import summarize_level
+from harness.metrics.request import percentile
+from harness.records import RequestRecord
 from harness.reference_server import running_process
 
 TTFT_MS = 50.0
@@ -63,8 +65,25 @@ def _level(
         endpoint, [RequestSpec("calibrate", tokens)], plan, lambda r: None, 0, count
     )
     wall_s = time.perf_counter() - started
-    level = summarize_level(outcome.records, plan.concurrency)
+    level = summarize_level(outcome.records, plan.concurrency, mode=plan.mode)
+    level["server_share"] = server_share(outcome.records)
     return level, summarize_client(outcome.client), wall_s
+
+
+def server_share(records: list[RequestRecord]) -> dict[str, float | None]:
+    """Where a TTFT error arose, from the server's own stamps (same monotonic clock):
+    on the wire -> the server parsed the request (`read_lag`), and the server wrote the
+    first content -> the client read it (`delivery_lag`), p50 in ms."""
+    stamped = [r for r in records if r.ok and r.ttft_ms is not None and r.server_timings]
+    read = [(r.server_timings["received_mono_s"] - r.start_mono_s) * 1e3 for r in stamped]
+    delivery = [
+        (r.start_mono_s + r.ttft_ms / 1e3 - r.server_timings["first_content_mono_s"]) * 1e3
+        for r in stamped
+    ]
+    return {
+        "read_lag_p50_ms": percentile(read, 50),
+        "delivery_lag_p50_ms": percentile(delivery, 50),
+    }
 
 
 def _error(level: dict[str, Any], key: str, stat: str, truth: float) -> float | None:
@@ -100,6 +119,8 @@ def accuracy(
                         "itl_err_p99_ms": _error(level, "itl_ms", "p99", ITL_MS),
                         "client_wait_p50_ms": level["client_wait_ms"]["p50"],
                         "client_wait_p99_ms": level["client_wait_ms"]["p99"],
+                        "server_read_lag_p50_ms": level["server_share"]["read_lag_p50_ms"],
+                        "delivery_lag_p50_ms": level["server_share"]["delivery_lag_p50_ms"],
                         "server_late_p50_ms": late["p50"],
                         "server_late_p99_ms": late["p99"],
                         "client_cpu_max": client["cpu_fraction_max"],

@@ -27,7 +27,7 @@ class LoadConfig:
     requests_per_level: int = 16
     # Each closed-loop level sends at least this many requests per worker, so high levels
     # are not measured on a single wave.
-    min_requests_per_worker: int = 2
+    min_requests_per_worker: int = 4
     max_duration_s: float | None = None
     warmup_requests: int = 2
     request_timeout_s: float = 300.0
