@@ -35,6 +35,30 @@ def level_name(mode: str, concurrency: int, rate: float | None) -> str:
     return f"{'burst' if mode == 'burst' else 'concurrency'}={concurrency}"
 
 
+# Prefix-cache counters an engine exports (vLLM: vllm:prefix_cache_queries / _hits, in
+# tokens), read as the change over a level.
+PREFIX_CACHE_COUNTERS = {
+    "queries": ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_queries"),
+    "hits": ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_hits"),
+}
+
+
+def counter_change(before: dict[str, float], after: dict[str, float], names: tuple) -> float | None:
+    """How much the counters called `names` (any labels, summed) grew; None: not exported."""
+    keys = [k for k in after if k.partition("{")[0] in names]
+    if not keys:
+        return None
+    return sum(after[k] - before.get(k, 0.0) for k in keys)
+
+
+def engine_prefix_cache(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """The engine's own prefix-cache hit rate over the level, where it exports one."""
+    queries = counter_change(before, after, PREFIX_CACHE_COUNTERS["queries"])
+    hits = counter_change(before, after, PREFIX_CACHE_COUNTERS["hits"])
+    rate = hits / queries if queries and hits is not None else None
+    return {"engine_prefix_cache_queries": queries, "engine_prefix_cache_hit_rate": rate}
+
+
 def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
     ok = sum(r.ok for r in records)
     if not engine_alive:
@@ -111,6 +135,7 @@ class LevelRunner:
             summary = self.summarise(records, plan, status, outcome)
             after = self.engine.scrape() if self.engine.alive() else {}
             summary["engine_metrics"] = {"before": metrics_before, "after": after}
+            summary.update(engine_prefix_cache(metrics_before, after))
             self.on_level(summary)
 
     def summarise(
