@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
 import urllib.error
@@ -113,6 +114,23 @@ def http_get(
             return response.status, response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", errors="replace")
+
+
+# What a request to a server that died or answers garbage can raise.
+HTTP_ERRORS = (OSError, ValueError, http.client.HTTPException)
+
+
+def scrape_prometheus(
+    url: str, timeout_s: float = 5.0, headers: dict[str, str] | None = None
+) -> dict[str, float]:
+    """The Prometheus metrics at `url`, or {} when the server does not answer with them
+    (it died, or has no such endpoint); never raises."""
+    try:
+        status, body = http_get(url, timeout_s=timeout_s, headers=headers)
+    except HTTP_ERRORS as exc:
+        log.debug("no metrics from %s: %s", url, exc)
+        return {}
+    return parse_prometheus(body) if status == 200 else {}
 
 
 def retry_if_port_lost(

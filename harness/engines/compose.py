@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
 COMMAND_TIMEOUT_S = 120.0
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# image: ${VLLM_IMAGE:-vllm/vllm-openai:v0.26.0}${VLLM_DIGEST:-}
+IMAGE_VARIABLES = re.compile(
+    r"^\$\{(?P<image>[A-Z_]+_IMAGE):-[^}]+\}\$\{(?P<digest>[A-Z_]+_DIGEST):-\}$"
+)
+REPO_DIGESTS = "{{range .RepoDigests}}{{println .}}{{end}}"
 
 
 def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
@@ -107,13 +112,34 @@ def service_needs_gpu(definition: dict[str, Any]) -> bool:
     return any(d.get("driver") == "nvidia" for d in devices or [])
 
 
-def image_digest(image: str) -> str | None:
-    """The repo digest of a local image (what actually ran), or its id for a local build."""
-    for template in ("{{index .RepoDigests 0}}", "{{.Id}}"):
-        code, output = _docker(["docker", "image", "inspect", "--format", template, image], {})
-        if code == 0 and output.strip():
-            return output.strip()
-    return None
+def image_digest(image: str, running: str | None = None) -> str | None:
+    """The repo digest of `image` (of `running`, the id of the image a container runs, when
+    given), or the image id for a local build; None when Docker does not know it."""
+    target = running or image
+    code, output = _docker(["docker", "image", "inspect", "--format", REPO_DIGESTS, target], {})
+    digests = output.split() if code == 0 else []
+    if digests:
+        repository = _repository(image)
+        return next((d for d in digests if d.startswith(f"{repository}@")), digests[0])
+    code, output = _docker(["docker", "image", "inspect", "--format", "{{.Id}}", target], {})
+    return output.strip() if code == 0 and output.strip() else None
+
+
+def _repository(image: str) -> str:
+    """'ghcr.io/org/name:tag@sha256:...' -> 'ghcr.io/org/name'."""
+    head, _, last = image.partition("@")[0].rpartition("/")
+    name = last.partition(":")[0]
+    return f"{head}/{name}" if head else name
+
+
+def image_variables(definition: dict[str, Any]) -> tuple[str, str]:
+    """The variables a service's image is given by: the image (a tag), and its digest."""
+    match = IMAGE_VARIABLES.match(str(definition.get("image", "")))
+    if not match:
+        raise EngineError(
+            f"image {definition.get('image')!r} is not ${{X_IMAGE:-...}}${{X_DIGEST:-}}"
+        )
+    return match["image"], match["digest"]
 
 
 def _docker(args: list[str], env: Mapping[str, str], timeout_s: float = COMMAND_TIMEOUT_S):
@@ -222,10 +248,14 @@ class ComposeService:
     def container_id(self) -> str | None:
         """The service's container (looked up once: `up` does not replace it while it runs)."""
         if self._container_id is None:
-            code, output = self.run(self.container_args(), timeout_s=30)
-            ids = output.split() if code == 0 else []
+            ids = self.containers()
             self._container_id = ids[0] if ids else None
         return self._container_id
+
+    def containers(self) -> list[str]:
+        """The ids of the service's containers, running or not."""
+        code, output = self.run(self.container_args(), timeout_s=30)
+        return output.split() if code == 0 else []
 
     def inspect(self, template: str) -> str | None:
         container = self.container_id()
@@ -239,7 +269,8 @@ class ComposeService:
         return output if code == 0 else f"(docker compose logs failed: {output.strip()})"
 
     def stop(self, grace_s: float) -> None:
-        """Graceful stop (Compose sends SIGKILL after grace_s), kill if that fails, remove."""
+        """Graceful stop (Compose sends SIGKILL after grace_s), kill if that fails, remove;
+        then check that the container is gone (removed by force if not)."""
         code, output = self.run(self.stop_args(grace_s), timeout_s=grace_s + 60)
         if code != 0:
             log.warning("docker compose stop failed (%s); killing", output.strip()[-300:])
@@ -247,3 +278,13 @@ class ComposeService:
         code, output = self.run(self.down_args(grace_s), timeout_s=grace_s + 60)
         if code != 0:
             log.warning("docker compose down %s failed: %s", self.service, output.strip()[-300:])
+        left = self.containers()
+        if left:
+            log.warning("the %s container is still there after down; removing it", self.service)
+            self.run(["docker", "rm", "-f", *left], timeout_s=60)
+            left = self.containers()
+        if left:
+            raise EngineError(
+                f"the {self.service} container ({', '.join(left)}) could not be removed; "
+                f"remove it with: docker rm -f {' '.join(left)}"
+            )

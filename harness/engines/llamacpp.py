@@ -9,8 +9,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.config import ModelConfig, kv_cache_type_for
-from harness.engines.base import EngineError, http_get, parse_prometheus
+from harness.config import ModelConfig
+from harness.engines.base import EngineError
+from harness.engines.llamacpp_props import LlamaCppServer
 from harness.engines.provision import describe_gguf, resolve_gguf
 from harness.engines.served import ServedEngine
 
@@ -44,7 +45,7 @@ def gguf_model(model: ModelConfig) -> ModelConfig:
     )
 
 
-class LlamaServer(ServedEngine):
+class LlamaServer(LlamaCppServer, ServedEngine):
     """`llama-server` with pinned slots, context per slot, GPU layers, flash attention, KV type."""
 
     kind = "llamacpp"
@@ -57,10 +58,6 @@ class LlamaServer(ServedEngine):
         super().__init__(*args, **kwargs)
         self.model_path: Path | None = None
 
-    @property
-    def served_model(self) -> str:
-        return self.model_cfg.name
-
     def check_model(self) -> None:
         gguf_model(self.model_cfg)
 
@@ -69,9 +66,6 @@ class LlamaServer(ServedEngine):
         model = gguf_model(self.model_cfg)
         self.model_path = resolve_gguf(model)
         return describe_gguf(model, self.model_path)
-
-    def kv_cache_type(self) -> str:
-        return kv_cache_type_for(self.kind, self.engine_cfg.kv_cache_type)
 
     def server_args(self, model_path: str, host: str, port: int) -> list[str]:
         """Arguments after the executable; the same natively and in the container."""
@@ -114,11 +108,11 @@ class LlamaServer(ServedEngine):
         fit = ["--fit", "off"] if supports_flag(self.binary, "--fit") else []
         return [self.binary, *args, *fit, *self.tail_args()]
 
-    def compose_env(self) -> dict[str, str]:
+    def service_env(self) -> dict[str, str]:
         if self.model_path is None:
             raise EngineError("provision() must run before the server starts")
         cfg = self.engine_cfg
-        env = {
+        return {
             "ENGINE_BIND_HOST": cfg.host,
             "LLAMACPP_PORT": str(self.port),
             "LLAMACPP_MODELS_DIR": str(self.model_path.parent),
@@ -131,46 +125,13 @@ class LlamaServer(ServedEngine):
             "LLAMACPP_CACHE_TYPE": self.kv_cache_type(),
             "LLAMACPP_EXTRA_ARGS": shlex.join(self.tail_args()),
         }
-        if cfg.image:
-            env["LLAMACPP_IMAGE" if self.service == "llamacpp" else "LLAMACPP_CPU_IMAGE"] = (
-                cfg.image
-            )
-        return env
 
-    def props(self) -> dict[str, Any]:
-        return self.get_json("/props") or {}
+    def after_ready(self) -> None:
+        self.check_offload()
 
     def version(self) -> dict[str, Any]:
-        props = self.props()
         return {
             "engine": "llama.cpp (llama-server)",
-            "build_info": props.get("build_info"),
+            "build_info": self.build_info(),
             **self.launch_info(),
         }
-
-    def settings(self) -> dict[str, Any]:
-        props = self.props()
-        defaults = props.get("default_generation_settings", {})
-        return {
-            "total_slots": props.get("total_slots"),
-            "ctx_per_slot": defaults.get("n_ctx"),
-            "model_ftype": props.get("model_ftype"),
-        }
-
-    def requested_settings(self) -> dict[str, Any]:
-        cfg = self.engine_cfg
-        return {
-            "parallel": cfg.parallel,
-            "ctx_size_total": cfg.ctx_size * cfg.parallel,
-            "n_gpu_layers": cfg.n_gpu_layers,
-            "flash_attn": cfg.flash_attn,
-            "kv_cache_type": self.kv_cache_type(),
-            "threads": cfg.threads or None,
-        }
-
-    def scrape(self) -> dict[str, float]:
-        try:
-            status, body = http_get(f"{self.root_url}/metrics", timeout_s=5)
-        except OSError:
-            return {}
-        return parse_prometheus(body) if status == 200 else {}

@@ -127,15 +127,13 @@ class Ollama(ServedEngine):
     def native_env(self) -> dict[str, str]:
         return self.server_env(f"{self.engine_cfg.host}:{self.port}")
 
-    def compose_env(self) -> dict[str, str]:
+    def service_env(self) -> dict[str, str]:
         env = {
-            **self.server_env("0.0.0.0:11434"),
+            **self.server_env(""),
             "ENGINE_BIND_HOST": self.engine_cfg.host,
             "OLLAMA_PORT": str(self.port),
         }
-        del env["OLLAMA_HOST"]  # fixed inside the container
-        if self.engine_cfg.image:
-            env["OLLAMA_IMAGE"] = self.engine_cfg.image
+        del env["OLLAMA_HOST"]  # the compose file builds it from ENGINE_LISTEN_*
         return env
 
     def local_models(self) -> dict[str, str]:
@@ -197,7 +195,7 @@ class Ollama(ServedEngine):
             **self.launch_info(),
         }
 
-    def settings(self) -> dict[str, Any]:
+    def server_settings(self) -> dict[str, Any]:
         loaded = [m for m in (self.get_json("/api/ps") or {}).get("models", []) if m.get("name")]
         model = loaded[0] if loaded else {}
         return {

@@ -9,7 +9,7 @@ import socket
 import urllib.parse
 from typing import Any
 
-from harness.engines.base import Engine, EngineError, http_get, parse_prometheus, poll_until
+from harness.engines.base import Engine, EngineError, http_get, poll_until, scrape_prometheus
 
 
 class ExternalOpenAI(Engine):
@@ -90,13 +90,7 @@ class ExternalOpenAI(Engine):
         return {"engine": "external OpenAI-compatible server", "url": self.base_url}
 
     def scrape(self) -> dict[str, float]:
-        try:
-            status, body = http_get(
-                f"{self.root_url}/metrics", timeout_s=2, headers=self._headers()
-            )
-        except OSError:
-            return {}
-        return parse_prometheus(body) if status == 200 else {}
+        return scrape_prometheus(f"{self.root_url}/metrics", timeout_s=2, headers=self._headers())
 
     def stop(self) -> None:
         """Not ours to stop."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.config import kv_cache_type_for
 from harness.constants import HF_TOKEN_ENV
-from harness.engines.base import EngineError, http_get, parse_prometheus
+from harness.engines.base import EngineError, scrape_prometheus
 from harness.engines.served import ServedEngine
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -94,9 +94,9 @@ class Vllm(ServedEngine):
         args = self.server_args(self.engine_cfg.host, self.port)
         return [self.binary, "serve", *args, *self.engine_cfg.extra_args]
 
-    def compose_env(self) -> dict[str, str]:
+    def service_env(self) -> dict[str, str]:
         cfg = self.engine_cfg
-        env = {
+        return {
             "ENGINE_BIND_HOST": cfg.host,
             "VLLM_PORT": str(self.port),
             "VLLM_MODEL": self.hf_repo,
@@ -107,20 +107,13 @@ class Vllm(ServedEngine):
             "VLLM_KV_CACHE_DTYPE": self.kv_cache_dtype(),
             "VLLM_EXTRA_ARGS": shlex.join(cfg.extra_args),
         }
-        if cfg.image:
-            env["VLLM_IMAGE"] = cfg.image
-        return env
 
     def version(self) -> dict[str, Any]:
         answer = self.get_json("/version") or {}
         return {"engine": "vllm", "version": answer.get("version"), **self.launch_info()}
 
     def _metrics(self) -> dict[str, float]:
-        try:
-            status, body = http_get(f"{self.root_url}/metrics", timeout_s=5)
-        except OSError:
-            return {}
-        return parse_prometheus(body) if status == 200 else {}
+        return scrape_prometheus(f"{self.root_url}/metrics")
 
     def requested_settings(self) -> dict[str, Any]:
         cfg = self.engine_cfg
@@ -131,7 +124,7 @@ class Vllm(ServedEngine):
             "kv_cache_dtype": self.kv_cache_dtype(),
         }
 
-    def settings(self) -> dict[str, Any]:
+    def server_settings(self) -> dict[str, Any]:
         models = (self.get_json("/v1/models") or {}).get("data", [])
         served = next((m for m in models if m.get("id") == self.served_model), {})
         cache: dict[str, str] = {}

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 FLASH_ATTN = {
     "auto": "LLAMA_FLASH_ATTN_TYPE_AUTO",
@@ -34,10 +35,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def report_devices(xlc: Any) -> None:
+    """Say, in llama-server's words, which GPUs the wheel can offload to (the harness reads
+    it back from the log: a CPU-only wheel offloads nothing, whatever -ngl says)."""
+    gpu_types = {xlc.ggml_backend_dev_type.GGML_BACKEND_DEVICE_TYPE_GPU}
+    gpu_types.add(xlc.ggml_backend_dev_type.GGML_BACKEND_DEVICE_TYPE_IGPU)
+    gpus = [device for device in xlc.get_device_info() if device["type"] in gpu_types]
+    for device in gpus:
+        print(f"xllamacpp_server: using device {device['name']} ({device['description']})")
+    if not gpus:
+        print("xllamacpp_server: no usable GPU found, --n-gpu-layers is ignored")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import xllamacpp as xlc
 
+    report_devices(xlc)
     params = xlc.CommonParams()
     params.model.path = args.model
     params.model_alias = {args.alias}

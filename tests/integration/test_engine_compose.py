@@ -56,16 +56,18 @@ def _compose_up(argv: list[str], folder: Path) -> None:
     entrypoint = definition.get("entrypoint", [])
     if entrypoint:  # e.g. ["vllm", "serve"]: the engine is the first word
         args = entrypoint[1:] + args
-    host_ip, host_port, _ = definition["ports"][0].split(":")
     env = {**os.environ, **{k: str(v) for k, v in definition.get("environment", {}).items()}}
-    env[LISTEN_ENV] = f"{host_ip}:{host_port}"
+    if definition.get("network_mode") != "host":  # else it listens where its command says
+        host_ip, host_port, _ = definition["ports"][0].split(":")
+        env[LISTEN_ENV] = f"{host_ip}:{host_port}"
     log = (folder / f"{service}.log").open("ab")
     bin_dir = Path(sys.argv[0]).parent
     process = subprocess.Popen(
         [str(bin_dir / engine), *args], env=env, stdout=log, stderr=log, start_new_session=True
     )
     containers = _containers(folder)
-    containers[service] = {"pid": process.pid, "image": definition["image"]}
+    network = definition.get("network_mode", "bridge")
+    containers[service] = {"pid": process.pid, "image": definition["image"], "network": network}
     (folder / "containers.json").write_text(json.dumps(containers))
 
 
@@ -93,12 +95,15 @@ def fake_docker() -> int:
         print(f"{argv[-1].rsplit(':', 1)[0]}@{DIGEST}")
     elif argv[:1] == ["inspect"]:
         service = argv[-1].removeprefix("container-")
-        pid = _containers(folder)[service]["pid"]
+        container = _containers(folder)[service]
+        pid = container["pid"]
         alive = subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode == 0
         fields = {
             "{{.State.Pid}}": str(pid),
             "{{.State.Status}}": "running" if alive else "exited",
             "{{.State.ExitCode}}": "0" if alive else "1",
+            "{{.Image}}": container["image"],
+            "{{.HostConfig.NetworkMode}}": container["network"],
         }
         print(" ".join(fields[part] for part in argv[2].split()))
     elif argv[:1] == ["compose"]:
@@ -165,15 +170,17 @@ def test_vllm_runs_as_the_compose_service_with_its_knobs(
         "--host", "0.0.0.0", "--port", "8000", "--max-model-len", "4096",
         "--max-num-seqs", "8", "--gpu-memory-utilization", "0.5", "--kv-cache-dtype", "auto",
     ]  # fmt: skip
-    assert compose_calls(fake_docker_env)[-3:] == [
+    assert compose_calls(fake_docker_env)[-4:] == [
         ["logs", "--no-color", "vllm"],
         ["stop", "-t", "3", "vllm"],
         ["down", "-t", "3", "vllm"],
+        ["ps", "-a", "-q", "vllm"],  # the container is gone
     ]
     engine = environment(run_dir)["engine"]
     assert engine["base_url"] == f"http://127.0.0.1:{port}/v1"
     assert engine["version"]["image"] == "vllm/vllm-openai:v0.26.0"
     assert engine["version"]["image_digest"] == f"vllm/vllm-openai@{DIGEST}"
+    assert engine["settings_in_effect"]["network"] == "bridge"
     assert "stand-in vllm listening" in (run_dir / "engine.log").read_text()
 
 
@@ -219,9 +226,10 @@ def test_a_container_that_dies_fails_the_wait_with_its_log(
     assert "the ollama container stopped (exited 1)" in result.stderr
     assert "stand-in ollama: error: CUDA out of memory" in result.stderr
     assert time.monotonic() - started < 30
-    assert compose_calls(fake_docker_env)[-2:] == [
+    assert compose_calls(fake_docker_env)[-3:] == [
         ["stop", "-t", "10", "ollama"],
         ["down", "-t", "10", "ollama"],
+        ["ps", "-a", "-q", "ollama"],
     ]
 
 
@@ -249,5 +257,55 @@ def test_stop_escalates_to_kill_when_stop_fails(tmp_path: Path) -> None:
     service.run = run  # type: ignore[method-assign]
     started = time.monotonic()
     service.stop(grace_s=2)
-    assert calls == [["stop", "-t", "2", "vllm"], ["kill", "vllm"], ["down", "-t", "2", "vllm"]]
+    assert calls == [
+        ["stop", "-t", "2", "vllm"],
+        ["kill", "vllm"],
+        ["down", "-t", "2", "vllm"],
+        ["ps", "-a", "-q", "vllm"],
+    ]
     assert time.monotonic() - started < 1
+
+
+def test_a_container_left_after_down_is_removed_by_force(tmp_path: Path) -> None:
+    from harness.engines.compose import ComposeService
+
+    service = ComposeService("vllm", "llm-bench", {})
+    calls: list[list[str]] = []
+    containers = ["c0ffee"]
+
+    def run(args: list[str], timeout_s: float = 0) -> tuple[int, str]:
+        calls.append(args)
+        if args[:2] == ["docker", "rm"]:
+            containers.clear()
+        return 0, " ".join(containers) if "ps" in args else ""
+
+    service.run = run  # type: ignore[method-assign]
+    service.stop(grace_s=2)
+    assert calls[-2:] == [["docker", "rm", "-f", "c0ffee"], [*service.container_args()]]
+
+
+def test_a_container_that_cannot_be_removed_is_an_error_naming_it() -> None:
+    from harness.engines.base import EngineError
+    from harness.engines.compose import ComposeService
+
+    service = ComposeService("vllm", "llm-bench", {})
+    service.run = lambda args, timeout_s=0: (0, "c0ffee" if "ps" in args else "")  # type: ignore[method-assign]
+    with pytest.raises(EngineError, match="docker rm -f c0ffee"):
+        service.stop(grace_s=2)
+
+
+def test_host_networking_runs_the_host_twin_and_records_it(
+    fake_docker_env: dict[str, str], tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    overrides = ("engine=ollama", "engine.launcher=compose", "model.ollama_tag=fake:1b")
+    run_dir = finished_run(
+        bench(fake_docker_env, results, *overrides, "engine.network=host"), results
+    )
+    up = next(c for c in docker_calls(fake_docker_env) if "up" in c["argv"])
+    assert up["argv"][-1] == "ollama-host"
+    started = recorded(fake_docker_env, "ollama")
+    assert started["env"]["OLLAMA_HOST"] == f"127.0.0.1:{up['env']['OLLAMA_PORT']}"
+    engine = environment(run_dir)["engine"]
+    assert engine["settings_in_effect"]["network"] == "host"
+    assert engine["version"]["service"] == "ollama-host"

@@ -15,12 +15,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from harness.engines import Engine
 from tests.support.runs import only_run_dir, read_summary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +30,8 @@ RECORD_ENV = "FAKE_ENGINE_RECORD"
 LISTEN_ENV = "FAKE_ENGINE_LISTEN"
 CRASH_ENV = "FAKE_ENGINE_CRASH"
 UNHEALTHY_ENV = "FAKE_ENGINE_UNHEALTHY"
+CPU_BUILD_ENV = "FAKE_LLAMA_SERVER_CPU_ONLY"  # a llama-server built without GPU support
+LAYERS = 19
 FAKES = ("vllm", "ollama", "llama-server", "nvidia-smi")
 MODULE = "tests.integration.test_engine_native"
 
@@ -139,6 +143,18 @@ def _engine_app(name: str, argv: list[str]) -> web.Application:
     return app
 
 
+def _log_offload(n_gpu_layers: int) -> None:
+    """What llama-server logs while it loads the model, on a CUDA or a CPU-only build."""
+    if os.environ.get(CPU_BUILD_ENV):
+        print("warning: no usable GPU found, --gpu-layers option will be ignored")
+        print("warning: one possible reason is that llama.cpp was compiled without GPU support")
+        print("load_tensors:   CPU_Mapped model buffer size =   241.05 MiB", flush=True)
+        return
+    print("llama_model_load_from_file_impl: using device CUDA0 (Stand-in GPU) - 8000 MiB free")
+    offloaded = min(n_gpu_layers, LAYERS)
+    print(f"load_tensors: offloaded {offloaded}/{LAYERS} layers to GPU", flush=True)
+
+
 def fake_main() -> int:
     """Entry point of every stand-in; which engine it plays is its file name."""
     name, argv = Path(sys.argv[0]).name, sys.argv[1:]
@@ -149,6 +165,8 @@ def fake_main() -> int:
         print("--fit [on|off]  adjust unset arguments to fit in device memory")
         return 0
     _record(name, [name, *argv])
+    if name == "llama-server":
+        _log_offload(int(_option(argv, "--n-gpu-layers", "0")))
     if os.environ.get(CRASH_ENV):
         print(f"stand-in {name}: error: CUDA out of memory", flush=True)
         return 1
@@ -290,6 +308,69 @@ def test_llama_server_gets_slots_context_and_fit_off(
             metrics["after"][predicted] - metrics["before"][predicted]
             == (level["output_tokens_total"])
         )
+
+
+def test_a_cpu_only_llama_server_asked_for_gpu_layers_is_recorded_on_the_cpu(
+    fake_path: dict[str, str], tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    env = {**fake_path, CPU_BUILD_ENV: "1"}
+    result = bench(env, results, "engine=llamacpp", "engine.launcher=native")
+    run_dir = finished_run(result, results)
+    settings = environment(run_dir)["engine"]["settings_in_effect"]
+    assert settings["runs_on_gpu"] is False and settings["gpu_layers_offloaded"] == 0
+    assert settings["gpu_devices"] == []
+    argv = recorded(env, "llama-server")["argv"]
+    assert argv[argv.index("--n-gpu-layers") + 1] == "999"
+    warning = "[WARNING] - llamacpp was asked for 999 GPU layers (engine.n_gpu_layers) but "
+    assert warning + "offloaded none" in (run_dir / "bench.log").read_text()
+
+
+@pytest.fixture
+def llama_server(
+    fake_path: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Engine]]:
+    """A started native llama-server engine (the stand-in on PATH), stopped afterwards."""
+    from harness.engines import create_engine
+    from tests.unit.test_engines_compose_file import compose_bench
+
+    for name in ("PATH", RECORD_ENV):
+        monkeypatch.setenv(name, fake_path[name])
+    started: list[Engine] = []
+
+    def start(*overrides: str) -> Engine:
+        bench = compose_bench("engine=llamacpp", "engine.launcher=native", *overrides)
+        engine = create_engine(bench.engine, bench.model, tmp_path / f"run{len(started)}")
+        started.append(engine)
+        engine.provision()
+        engine.start()
+        engine.wait_ready()
+        return engine
+
+    yield start
+    for engine in started:
+        engine.stop()
+
+
+def test_a_llama_server_that_offloaded_no_layer_runs_on_the_cpu(
+    llama_server: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert llama_server("engine.n_gpu_layers=0").runs_on_gpu() is False
+    monkeypatch.setenv(CPU_BUILD_ENV, "1")
+    engine = llama_server()
+    assert engine.runs_on_gpu() is False
+    assert engine.settings()["runs_on_gpu"] is False
+
+
+def test_a_llama_server_that_offloaded_its_layers_runs_on_the_gpu(
+    llama_server: Callable[..., Engine],
+) -> None:
+    engine = llama_server("engine.n_gpu_layers=10")
+    assert engine.runs_on_gpu() is True
+    settings = engine.settings()
+    assert (settings["gpu_layers_offloaded"], settings["layers_total"]) == (10, LAYERS)
+    assert settings["gpu_devices"] == ["CUDA0 (Stand-in GPU)"]
+    assert settings["network"] == "host"
 
 
 def test_a_server_that_never_gets_ready_times_out_with_its_log(

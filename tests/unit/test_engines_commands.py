@@ -49,6 +49,8 @@ def test_vllm_compose_environment(tmp_path: Path) -> None:
         "VLLM_KV_CACHE_DTYPE": "auto",
         "VLLM_EXTRA_ARGS": "",
         "VLLM_IMAGE": "vllm/vllm-openai:v0.26.0",
+        "ENGINE_LISTEN_HOST": "0.0.0.0",
+        "ENGINE_LISTEN_PORT": "8000",
     }
 
 
@@ -64,6 +66,8 @@ def test_ollama_compose_environment(tmp_path: Path) -> None:
         "OLLAMA_FLASH_ATTENTION": "1",
         "OLLAMA_KV_CACHE_TYPE": "q8_0",
         "OLLAMA_IMAGE": "ollama/ollama:0.33.3",
+        "ENGINE_LISTEN_HOST": "0.0.0.0",
+        "ENGINE_LISTEN_PORT": "11434",
     }
 
 
@@ -82,7 +86,32 @@ def test_llamacpp_compose_environment(tmp_path: Path) -> None:
         "LLAMACPP_CACHE_TYPE": "f16",
         "LLAMACPP_EXTRA_ARGS": "--seed 1",
         "LLAMACPP_IMAGE": "ghcr.io/ggml-org/llama.cpp:server-cuda-b11347",
+        "ENGINE_LISTEN_HOST": "0.0.0.0",
+        "ENGINE_LISTEN_PORT": "8080",
     }
+
+
+def test_the_cpu_twin_on_the_host_network_keeps_the_cpu_profile(tmp_path: Path) -> None:
+    started = engine_for(tmp_path, "engine=llamacpp-cpu", "engine.network=host")
+    profile = [*COMPOSE, "--profile", "cpu"]
+    assert started.compose_service().up_args() == [
+        *profile,
+        "up",
+        "-d",
+        "--no-build",
+        "llamacpp-cpu-host",
+    ]
+    assert started.compose_env()["LLAMACPP_CPU_IMAGE"] == "ghcr.io/ggml-org/llama.cpp:server-b11347"
+
+
+def test_an_image_with_its_own_digest_clears_a_digest_pinned_in_the_shell(
+    tmp_path: Path,
+) -> None:
+    image = "vllm/vllm-openai:v0.26.0@sha256:" + "a" * 64
+    env = engine_for(tmp_path, "engine=vllm", f"engine.image={image}").compose_env()
+    assert (env["VLLM_IMAGE"], env["VLLM_DIGEST"]) == (image, "")
+    tagged = engine_for(tmp_path, "engine=vllm").compose_env()
+    assert "VLLM_DIGEST" not in tagged  # a digest exported in the shell still applies
 
 
 def test_the_cpu_image_goes_to_the_cpu_service_variable(tmp_path: Path) -> None:

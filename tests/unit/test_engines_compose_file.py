@@ -25,7 +25,12 @@ from harness.engines.vllm import Vllm
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = load_compose()["services"]
-DEFAULT_RE = re.compile(r"^\$\{(?P<var>[A-Z_]+):-(?P<default>[^}]+)\}$")
+# A pinned tag, and a digest variable that pins it further when set ("@sha256:...").
+DEFAULT_RE = re.compile(
+    r"^\$\{(?P<var>[A-Z_]+)_IMAGE:-(?P<default>[^}]+)\}\$\{(?P=var)_DIGEST:-\}$"
+)
+BRIDGED = [name for name, service in SERVICES.items() if "network_mode" not in service]
+HOST_TWINS = [name for name, service in SERVICES.items() if "network_mode" in service]
 
 
 def compose_bench(*overrides: str) -> BenchConfig:
@@ -67,12 +72,46 @@ def test_every_gpu_service_reserves_an_nvidia_gpu(service: str) -> None:
     assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", BRIDGED)
 def test_ports_are_published_on_loopback_only(service: str) -> None:
     for port in SERVICES[service]["ports"]:
         assert port.startswith("${ENGINE_BIND_HOST:-127.0.0.1}:")
     for port in rendered({})[service]["ports"]:
         assert port.split(":")[0] == "127.0.0.1"
+
+
+def test_every_service_has_a_twin_on_the_host_network() -> None:
+    assert sorted(HOST_TWINS) == sorted(f"{name}-host" for name in BRIDGED)
+    for twin in HOST_TWINS:
+        bridged = {k: v for k, v in SERVICES[twin].items() if k != "network_mode"}
+        assert SERVICES[twin]["network_mode"] == "host" and "ports" not in SERVICES[twin]
+        assert {**bridged, "ports": SERVICES[twin.removesuffix("-host")]["ports"]} == (
+            SERVICES[twin.removesuffix("-host")]
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "service"),
+    [
+        ("vllm", "vllm-host"),
+        ("ollama", "ollama-host"),
+        ("llamacpp", "llamacpp-host"),
+        ("llamacpp-cpu", "llamacpp-cpu-host"),
+    ],
+)
+def test_host_networking_runs_the_twin_listening_on_loopback_at_the_runs_port(
+    tmp_path: Path, name: str, service: str
+) -> None:
+    overrides = (f"engine={name}", "model.hf_repo=o/m", "model.ollama_tag=m:1b")
+    engine = engine_for(tmp_path, *overrides, "engine.network=host")
+    assert engine.compose_service().up_args()[-1] == service
+    definition = rendered(engine.compose_env())[service]
+    if "command" in definition:
+        words = shlex.split(definition["command"])
+        listen = (words[words.index("--host") + 1], words[words.index("--port") + 1])
+    else:
+        listen = tuple(definition["environment"]["OLLAMA_HOST"].split(":"))
+    assert listen == ("127.0.0.1", "8123")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -172,6 +211,16 @@ def test_an_image_override_reaches_the_service(tmp_path: Path) -> None:
     assert rendered(engine.compose_env())["vllm"]["image"] == "vllm/vllm-openai:v0.27.1"
 
 
+def test_a_digest_variable_pins_the_tagged_image(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path, "engine=llamacpp-cpu")
+    digest = "@sha256:" + "0" * 64
+    env = {**engine.compose_env(), "LLAMACPP_CPU_DIGEST": digest}
+    assert engine.compose_service().image == "ghcr.io/ggml-org/llama.cpp:server-b11347"
+    assert rendered(env)["llamacpp-cpu"]["image"] == (
+        f"ghcr.io/ggml-org/llama.cpp:server-b11347{digest}"
+    )
+
+
 def _compose_validator() -> list[str] | None:
     """`docker compose` (the v2 plugin) where installed; else the standalone
     `docker-compose` (Debian's package), which checks a file against the Compose
@@ -191,12 +240,14 @@ COMPOSE_VALIDATOR = _compose_validator()
 @pytest.mark.skipif(
     COMPOSE_VALIDATOR is None, reason="neither docker compose nor docker-compose is installed"
 )
+@pytest.mark.parametrize("network", ["bridge", "host"])
 @pytest.mark.parametrize("name", ["ollama", "vllm", "llamacpp", "llamacpp-cpu"])
 def test_docker_compose_accepts_the_file_with_each_engines_variables(
-    name: str, tmp_path: Path
+    name: str, network: str, tmp_path: Path
 ) -> None:
     assert COMPOSE_VALIDATOR is not None
-    engine = engine_for(tmp_path, f"engine={name}", "model.hf_repo=o/m", "model.ollama_tag=m:1")
+    overrides = ("model.hf_repo=o/m", "model.ollama_tag=m:1", f"engine.network={network}")
+    engine = engine_for(tmp_path, f"engine={name}", *overrides)
     service = engine.compose_service()
     args = [*COMPOSE_VALIDATOR, *service.base_args()[2:]]
     done = subprocess.run(
@@ -213,7 +264,10 @@ def test_docker_compose_accepts_the_file_with_each_engines_variables(
     assert theirs["image"] == ours["image"] == service.image
     assert _words(theirs.get("command")) == _words(ours.get("command"))
     assert theirs.get("environment", {}) == _environment(ours.get("environment"))
-    assert theirs["ports"] and {_host_ip(port) for port in theirs["ports"]} == {"127.0.0.1"}
+    if network == "host":
+        assert theirs["network_mode"] == "host" and not theirs.get("ports")
+    else:
+        assert theirs["ports"] and {_host_ip(port) for port in theirs["ports"]} == {"127.0.0.1"}
 
 
 def _host_ip(port: str | dict[str, Any]) -> str | None:

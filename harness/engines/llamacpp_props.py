@@ -1,0 +1,139 @@
+"""What both llama.cpp engines (llama-server, the embedded xllamacpp server) read back from
+their server and pass to it: /props, /metrics, the start-up log's offload lines, and the
+knobs requested.
+
+Whether the model sits on a GPU is read from the start-up log, since /props does not say:
+a GPU build logs `load_tensors: offloaded N/M layers to GPU` and `using device CUDA0 (...)`;
+a build without a GPU backend logs `no usable GPU found, --gpu-layers option will be
+ignored` and offloads nothing, whatever -ngl says.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.config import EngineConfig, ModelConfig, kv_cache_type_for
+from harness.engines.base import scrape_prometheus
+
+log = logging.getLogger(__name__)
+
+OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+USING_DEVICE = re.compile(r"using device (\S+) \(([^)]*)\)")
+NO_USABLE_GPU = "no usable GPU found"
+
+
+@dataclass(frozen=True)
+class Offload:
+    """Where the server says it put the model's layers."""
+
+    layers_offloaded: int | None  # None: the log does not say
+    layers_total: int | None
+    gpu_devices: tuple[str, ...]  # "CUDA0 (NVIDIA H200)", ...
+
+    @property
+    def on_gpu(self) -> bool | None:
+        return None if self.layers_offloaded is None else self.layers_offloaded > 0
+
+
+def read_offload(log_text: str) -> Offload:
+    """The offload a llama.cpp server reports in its start-up log."""
+    devices = tuple(dict.fromkeys(f"{m[1]} ({m[2]})" for m in USING_DEVICE.finditer(log_text)))
+    offloaded = OFFLOADED.findall(log_text)
+    if offloaded:
+        layers, total = offloaded[-1]
+        return Offload(int(layers), int(total), devices)
+    if NO_USABLE_GPU in log_text:
+        return Offload(0, None, ())
+    return Offload(None, None, devices)
+
+
+class LlamaCppServer:
+    """Mixin for an engine whose server is llama.cpp's; needs `engine_cfg`, `kind`,
+    `root_url`, `get_json` and `startup_log` from the engine class it is mixed into."""
+
+    engine_cfg: EngineConfig
+    model_cfg: ModelConfig
+    kind: str
+    root_url: str
+    # Whether -ngl != 0 means a GPU was wanted (the embedded engine is the CPU engine).
+    offload_wanted = True
+    _offload: Offload | None = None
+
+    if TYPE_CHECKING:  # provided by the engine class (OwnedServer)
+
+        def get_json(self, path: str, timeout_s: float = 5.0) -> Any: ...
+
+        def startup_log(self) -> str: ...
+
+    @property
+    def served_model(self) -> str:
+        """The model is served under its config name (--alias)."""
+        return self.model_cfg.name
+
+    def kv_cache_type(self) -> str:
+        return kv_cache_type_for(self.kind, self.engine_cfg.kv_cache_type)
+
+    def threads_requested(self) -> int | None:
+        """The threads the server is given (None: its own choice)."""
+        return self.engine_cfg.threads or None
+
+    def props(self) -> dict[str, Any]:
+        return self.get_json("/props") or {}
+
+    def offload(self) -> Offload:
+        """What the start-up log says about offload (read once the server is ready)."""
+        if self._offload is None:
+            self._offload = read_offload(self.startup_log())
+        return self._offload
+
+    def check_offload(self) -> None:
+        """Read the offload back once the server answers; warn when GPU layers were asked
+        for and none were offloaded (a CPU-only build, or no usable GPU)."""
+        self._offload = None
+        offload = self.offload()
+        asked = self.engine_cfg.n_gpu_layers
+        if asked != 0 and offload.on_gpu is False:
+            report = log.warning if self.offload_wanted else log.info
+            report(
+                "%s was asked for %d GPU layers (engine.n_gpu_layers) but offloaded none: "
+                "it runs on the CPU (a build without GPU support, or no usable GPU)",
+                self.engine_cfg.name,
+                asked,
+            )
+
+    def runs_on_gpu(self) -> bool | None:
+        return self.offload().on_gpu
+
+    def build_info(self) -> str | None:
+        return self.props().get("build_info")
+
+    def server_settings(self) -> dict[str, Any]:
+        props = self.props()
+        defaults = props.get("default_generation_settings", {})
+        offload = self.offload()
+        return {
+            "total_slots": props.get("total_slots"),
+            "ctx_per_slot": defaults.get("n_ctx"),
+            "model_ftype": props.get("model_ftype"),
+            "gpu_layers_offloaded": offload.layers_offloaded,
+            "layers_total": offload.layers_total,
+            "gpu_devices": list(offload.gpu_devices),
+            "runs_on_gpu": offload.on_gpu,
+        }
+
+    def requested_settings(self) -> dict[str, Any]:
+        cfg = self.engine_cfg
+        return {
+            "parallel": cfg.parallel,
+            "ctx_size_total": cfg.ctx_size * cfg.parallel,
+            "n_gpu_layers": cfg.n_gpu_layers,
+            "flash_attn": cfg.flash_attn,
+            "kv_cache_type": self.kv_cache_type(),
+            "threads": self.threads_requested(),
+        }
+
+    def scrape(self) -> dict[str, float]:
+        return scrape_prometheus(f"{self.root_url}/metrics")
