@@ -69,11 +69,30 @@ def _download_request(url: str) -> urllib.request.Request:
     return request
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
+
+
+class _CredentialsStayHome(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but the Authorization header only to the origin it was set for:
+    Hugging Face answers a download with a redirect to its CDN, which must not get it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if redirected is not None and _origin(newurl) != _origin(req.full_url):
+            redirected.remove_header("Authorization")
+        return redirected
+
+
+_OPENER = urllib.request.build_opener(_CredentialsStayHome)
+
+
 def download(url: str, target: Path) -> Path:
     """Download to `target` with a progress bar; a partial file never takes the final name."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    with urllib.request.urlopen(_download_request(url), timeout=60) as response:
+    with _OPENER.open(_download_request(url), timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         with (
             partial.open("wb") as out,
