@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.config import ModelConfig
 from harness.engines.base import EngineError
-from harness.engines.llamacpp_props import LlamaCppServer
+from harness.engines.llamacpp_props import LlamaCppServer, gguf_model
 from harness.engines.provision import describe_gguf, resolve_gguf
 from harness.engines.served import ServedEngine
-
-GGUF_SOURCES = ("package", "gguf_file", "gguf_url")
-CONTAINER_MODELS_DIR = "/models"
 
 
 @cache
@@ -29,20 +24,6 @@ def supports_flag(binary: str, flag: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return flag in done.stdout + done.stderr
-
-
-def gguf_model(model: ModelConfig) -> ModelConfig:
-    """The model config to resolve a GGUF from, or EngineError naming the field to set."""
-    if model.source in GGUF_SOURCES:
-        return model
-    if model.path:
-        return dataclasses.replace(model, source="gguf_file")
-    if model.url:
-        return dataclasses.replace(model, source="gguf_url")
-    raise EngineError(
-        f"llama.cpp needs a GGUF file, but model={model.name!r} (source={model.source!r}) "
-        "has none: set model.url=<GGUF download address> or model.path=<local .gguf file>"
-    )
 
 
 class LlamaServer(LlamaCppServer, ServedEngine):

@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.engines.base import EngineError, refuse_taken_port
 from harness.engines.host import free_port
-from harness.engines.llamacpp_props import LlamaCppServer
+from harness.engines.llamacpp_props import LlamaCppServer, gguf_model
 from harness.engines.owned import OwnedServer
 from harness.engines.provision import describe_gguf, resolve_gguf
 
@@ -28,8 +28,6 @@ class EmbeddedLlamaCpp(LlamaCppServer, OwnedServer):
         refuse_taken_port(self.engine_cfg)
 
     def provision(self) -> dict[str, Any]:
-        from harness.engines.llamacpp import gguf_model  # imports this module
-
         path = resolve_gguf(gguf_model(self.model_cfg))
         self.model_path = str(path)
         return describe_gguf(self.model_cfg, path)

@@ -1,6 +1,6 @@
-"""What both llama.cpp engines (llama-server, the embedded xllamacpp server) read back from
-their server and pass to it: /props, /metrics, the start-up log's offload lines, and the
-knobs requested.
+"""What both llama.cpp engines (llama-server, the embedded xllamacpp server) share: the GGUF
+they are given, what they read back from their server (/props, /metrics, the start-up
+log's offload lines), and the knobs requested.
 
 Whether the model sits on a GPU is read from the start-up log, since /props does not say:
 a GPU build logs `load_tensors: offloaded N/M layers to GPU` and `using device CUDA0 (...)`;
@@ -10,19 +10,35 @@ ignored` and offloads nothing, whatever -ngl says.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.config import EngineConfig, ModelConfig, kv_cache_type_for
-from harness.engines.base import scrape_prometheus
+from harness.engines.base import EngineError, scrape_prometheus
 
 log = logging.getLogger(__name__)
 
 OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 USING_DEVICE = re.compile(r"using device (\S+) \(([^)]*)\)")
 NO_USABLE_GPU = "no usable GPU found"
+GGUF_SOURCES = ("package", "gguf_file", "gguf_url")
+
+
+def gguf_model(model: ModelConfig) -> ModelConfig:
+    """The model config to resolve a GGUF from, or EngineError naming the field to set."""
+    if model.source in GGUF_SOURCES:
+        return model
+    if model.path:
+        return dataclasses.replace(model, source="gguf_file")
+    if model.url:
+        return dataclasses.replace(model, source="gguf_url")
+    raise EngineError(
+        f"llama.cpp needs a GGUF file, but model={model.name!r} (source={model.source!r}) "
+        "has none: set model.url=<GGUF download address> or model.path=<local .gguf file>"
+    )
 
 
 @dataclass(frozen=True)
