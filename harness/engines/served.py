@@ -161,7 +161,11 @@ class ServedEngine(OwnedServer):
     def network(self) -> str:
         if self.compose is None:
             return "host"
-        return self.compose.inspect("{{.HostConfig.NetworkMode}}") or self.engine_cfg.network
+        # any other mode (the project's network, "llm-bench_default") is behind a published port
+        mode = self.compose.inspect("{{.HostConfig.NetworkMode}}")
+        if mode is None:
+            return self.engine_cfg.network
+        return "host" if mode == "host" else "bridge"
 
     def launch_info(self) -> dict[str, Any]:
         """How it was started: launcher, and the image digest or the binary that ran."""

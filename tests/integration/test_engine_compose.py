@@ -66,7 +66,7 @@ def _compose_up(argv: list[str], folder: Path) -> None:
         [str(bin_dir / engine), *args], env=env, stdout=log, stderr=log, start_new_session=True
     )
     containers = _containers(folder)
-    network = definition.get("network_mode", "bridge")
+    network = definition.get("network_mode", "llm-bench_default")  # Compose's project network
     containers[service] = {"pid": process.pid, "image": definition["image"], "network": network}
     (folder / "containers.json").write_text(json.dumps(containers))
 
