@@ -13,37 +13,94 @@ ENGINE_KNOBS = {
     "engine_n_gpu_layers": ("llamacpp", "llamacpp_embedded"),
     "engine_gpu_memory_utilization": ("vllm",),
 }
+# Workload knobs that only some workload kinds read (elsewhere the column is empty).
+WORKLOAD_KNOBS = {
+    "workload_prompt_tokens": ("synthetic",),
+    "workload_prompt_tokens_stddev": ("synthetic",),
+    "workload_output_tokens_stddev": ("synthetic",),
+}
 
-# What makes two runs measurements of the same thing (a "cell"), machine aside.
+# What makes two runs measurements of the same thing (a "cell"), machine aside: the same
+# engine build with the same settings, sent the same shape of requests.
 CELL_KEYS = (
     "experiment",
     "engine",
     "engine_kind",
+    "engine_version",
     "engine_parallel",
     "engine_ctx_size",
     *ENGINE_KNOBS,
+    "engine_extra_args",
     "model",
     "quant",
     "workload",
+    "workload_kind",
+    "workload_api",
+    *WORKLOAD_KNOBS,
+    "workload_shared_prefix_tokens",
+    "workload_ignore_eos",
     "max_tokens",
     "load_mode",
 )
 # One line in a figure, one row in a table: a cell on one machine.
 SERIES_KEYS = ("machine_id", *CELL_KEYS)
+# Keys that tables and labels leave to the engine or workload name where that name tells
+# the rows apart already: each engine of one kind and at one version, each workload of one
+# shape. (Every run's engine version is listed with the runs.)
+IMPLIED_BY = {
+    "engine_kind": "engine",
+    "engine_version": "engine",
+    **{key: "workload" for key in CELL_KEYS if key.startswith("workload_")},
+}
 
 LABEL_PARTS = {
     "model": "{}",
     "quant": "{}",
+    "engine_version": "version={}",
     "engine_parallel": "parallel={}",
     "engine_ctx_size": "ctx={}",
     "engine_kv_cache_type": "kv={}",
     "engine_flash_attn": "flash_attn={}",
     "engine_n_gpu_layers": "ngl={}",
     "engine_gpu_memory_utilization": "gpu_util={}",
+    "engine_extra_args": "args={}",
     "workload": "workload={}",
+    "workload_kind": "kind={}",
+    "workload_api": "api={}",
+    "workload_prompt_tokens": "prompt={}",
+    "workload_prompt_tokens_stddev": "prompt_sd={}",
+    "workload_output_tokens_stddev": "output_sd={}",
+    "workload_shared_prefix_tokens": "prefix={}",
+    "workload_ignore_eos": "ignore_eos={}",
     "max_tokens": "max_tokens={}",
     "load_mode": "{}",
     "experiment": "{}",
+}
+KEY_TITLES = {
+    "machine_id": "machine",
+    "experiment": "experiment",
+    "engine": "engine",
+    "engine_kind": "kind",
+    "engine_version": "engine version",
+    "engine_parallel": "parallel",
+    "engine_ctx_size": "ctx",
+    "engine_kv_cache_type": "KV cache",
+    "engine_flash_attn": "flash attn",
+    "engine_n_gpu_layers": "GPU layers",
+    "engine_gpu_memory_utilization": "GPU mem fraction",
+    "engine_extra_args": "extra args",
+    "model": "model",
+    "quant": "quant",
+    "workload": "workload",
+    "workload_kind": "workload kind",
+    "workload_api": "API",
+    "workload_prompt_tokens": "prompt tokens",
+    "workload_prompt_tokens_stddev": "prompt tokens sd",
+    "workload_output_tokens_stddev": "output tokens sd",
+    "workload_shared_prefix_tokens": "shared prefix tokens",
+    "workload_ignore_eos": "ignore EOS",
+    "max_tokens": "max tokens",
+    "load_mode": "load",
 }
 
 
@@ -62,7 +119,7 @@ def latest_levels(levels: pd.DataFrame) -> pd.DataFrame:
 
 def applicable(column: pd.Series) -> pd.Series:
     """The values of an identity column, without the "" of rows it does not apply to (a knob
-    of another engine kind)."""
+    of another engine or workload kind)."""
     return column if pd.api.types.is_numeric_dtype(column) else column[column != ""]
 
 
@@ -71,9 +128,17 @@ def varies(column: pd.Series) -> bool:
     return applicable(column).nunique(dropna=False) > 1
 
 
+def implied(table: pd.DataFrame, key: str) -> bool:
+    """True when another identity key (IMPLIED_BY) already tells this one's values apart:
+    each of its values has one of this key's."""
+    by = IMPLIED_BY.get(key)
+    return by is not None and bool(table.groupby(by)[key].nunique().max() == 1)
+
+
 def series_labels(levels: pd.DataFrame) -> pd.Series:
-    """A short name per row: the engine, then only the keys that vary across `levels`."""
-    varying = [key for key in LABEL_PARTS if varies(levels[key])]
+    """A short name per row: the engine, then only the keys that vary across `levels` and
+    that the engine and workload names do not already tell apart."""
+    varying = [key for key in LABEL_PARTS if varies(levels[key]) and not implied(levels, key)]
     many_machines = levels["machine_id"].nunique() > 1
 
     def label(row: pd.Series) -> str:

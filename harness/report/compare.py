@@ -12,12 +12,13 @@ from typing import Any
 import pandas as pd
 
 from harness.metrics import METRICS
-from harness.report.cells import CELL_KEYS, latest_levels
+from harness.report.cells import CELL_KEYS, KEY_TITLES, latest_levels
 from harness.report.frame import level_table
 from harness.report.run_files import SCALAR_STAT
-from harness.report.tables import KEY_TITLES, View, caption, fmt, split_identity, write_csv
+from harness.report.view import View, caption, fmt, percentile_cell, split_identity, write_csv
 
 COMPARED = (
+    ("steady_output_tokens_per_s", "value"),
     ("output_tokens_per_s_per_request", "mean"),
     ("aggregate_output_tokens_per_s", "value"),
     ("ttft_ms", "p50"),
@@ -33,6 +34,11 @@ class CompareError(Exception):
 
 def ratio_column(machine: str, baseline: str) -> str:
     return f"{machine} / {baseline}"
+
+
+def count_column(machine: str) -> str:
+    """The sample count behind a machine's percentile."""
+    return f"{machine} n"
 
 
 def _value(level: pd.Series | None, name: str) -> float:
@@ -80,6 +86,13 @@ def compare_machines(frame: pd.DataFrame, baseline: str | None = None) -> tuple[
                 value = _value(by_machine.get(machine), name)
                 row[machine] = value
                 row[ratio_column(machine, baseline)] = value / base if base else float("nan")
+            if stat.startswith("p"):
+                for machine in machines:
+                    count = _value(by_machine.get(machine), f"{metric_key}.n")
+                    row[count_column(machine)] = count
+                    row[f"{machine} max"] = _value(by_machine.get(machine), f"{metric_key}.max")
+            if stat == SCALAR_STAT and all(pd.isna(row[machine]) for machine in machines):
+                continue  # no machine recorded it (steady tok/s of older runs)
             if metric_key == "peak_memory_mib":
                 kinds = {m: level["peak_memory_kind"] for m, level in by_machine.items()}
                 row["note"] = ", ".join(f"{m}: {k or '?'}" for m, k in sorted(kinds.items()))
@@ -89,6 +102,14 @@ def compare_machines(frame: pd.DataFrame, baseline: str | None = None) -> tuple[
             f"no cell was measured both on the baseline {baseline!r} and on another machine"
         )
     return pd.DataFrame(rows), baseline
+
+
+def _shown(values: dict[str, Any], machine: str) -> str:
+    """A machine's value; a percentile with its sample count (the max below MIN_SAMPLES)."""
+    count = values.get(count_column(machine))
+    if count is None or pd.isna(count):
+        return fmt(values[machine])
+    return percentile_cell(values["stat"], values[machine], values[f"{machine} max"], count)
 
 
 def compare_view(table: pd.DataFrame, baseline: str, machines: dict[str, str]) -> View:
@@ -106,10 +127,10 @@ def compare_view(table: pd.DataFrame, baseline: str, machines: dict[str, str]) -
         stat = "" if values["stat"] == SCALAR_STAT else f" {values['stat']}"
         name = f"{metric.label}{stat} ({metric.unit}, {metric.better} is better)"
         cells = [fmt(values[key]) for key in varying] + [str(values["concurrency"]), name]
-        cells.append(fmt(values[baseline]))
+        cells.append(_shown(values, baseline))
         for machine in others:
             ratio = values[ratio_column(machine, baseline)]
-            cells += [fmt(values[machine]), "-" if pd.isna(ratio) else f"{ratio:.2f}x"]
+            cells += [_shown(values, machine), "-" if pd.isna(ratio) else f"{ratio:.2f}x"]
         rows.append([*cells, fmt(values.get("note"))])
     described = "; ".join(f"{machine} = {text}" for machine, text in machines.items())
     notes = " ".join(part for part in (caption(constant), f"Machines: {described}.") if part)

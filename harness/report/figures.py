@@ -19,8 +19,17 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from harness.metrics import METRICS
 from harness.report.cells import latest_levels, series_labels
-from harness.report.frame import level_table, load_requests
-from harness.report.tables import AGGREGATE, PEAK, PER_REQUEST, PREDICTED, column
+from harness.report.frame import (
+    AGGREGATE,
+    PEAK,
+    PER_REQUEST,
+    PREDICTED,
+    WHOLE_LEVEL,
+    aggregate_shown,
+    column,
+    level_table,
+    load_requests,
+)
 
 SVG_HASH_SALT = "harness-report"
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -120,12 +129,18 @@ def _finish(figure: Figure, y_from_zero: bool = True) -> None:
 
 
 def aggregate_throughput(levels: pd.DataFrame) -> Plot:
-    """Aggregate output tok/s against concurrency, one line per cell x machine."""
-    figure, (axes,) = _new()
-    series = _line(axes, levels, AGGREGATE, "aggregate_output_tokens_per_s", "")
-    axes.set_title("Aggregate throughput")
+    """Aggregate output tok/s against concurrency, one line per cell x machine: over the
+    steady window (left; the whole level's where a run recorded none) and the whole level."""
+    figure, (steady_axes, whole_axes) = _new(width=11.0, ncols=2)
+    shown, window = aggregate_shown(levels)
+    levels = levels.assign(aggregate_shown=shown)
+    steady = _line(steady_axes, levels, "aggregate_shown", "steady_output_tokens_per_s", "")
+    whole = _line(whole_axes, levels, AGGREGATE, "aggregate_output_tokens_per_s", WHOLE_LEVEL)
+    fallback = f" ({WHOLE_LEVEL} where not recorded)" if (window == WHOLE_LEVEL).any() else ""
+    steady_axes.set_title(f"Aggregate throughput, steady window{fallback}", fontsize="medium")
+    whole_axes.set_title(f"Aggregate throughput, {WHOLE_LEVEL}", fontsize="medium")
     _finish(figure)
-    return Plot(figure, series)
+    return Plot(figure, {"steady": steady, "whole_level": whole})
 
 
 def per_request_throughput(levels: pd.DataFrame) -> Plot:
@@ -138,11 +153,13 @@ def per_request_throughput(levels: pd.DataFrame) -> Plot:
 
 
 def ttft_band(levels: pd.DataFrame) -> Plot:
-    """TTFT p50 as a line, the p90 dashed, the band up to p99 shaded."""
+    """TTFT p50 as a line, the p90 dashed, the band up to p99 shaded (up to the max where
+    a level has too few samples for a p99; p90 likewise has gaps)."""
     figure, (axes,) = _new()
-    p50 = _line(axes, levels, "ttft_ms.p50", "ttft_ms", "p50, p90 dashed, band to p99")
+    p50 = _line(axes, levels, "ttft_ms.p50", "ttft_ms", "p50, p90 dashed, p99/max band")
     p90 = _series(levels, "ttft_ms.p90")
-    p99 = _series(levels, "ttft_ms.p99")
+    top = column(levels, "ttft_ms.p99").fillna(column(levels, "ttft_ms.max"))
+    p99 = _series(levels.assign(ttft_top=top), "ttft_top")
     styles = _styles(levels, series_labels(levels))
     for label, points in p50.items():
         xs = list(points)
@@ -153,7 +170,7 @@ def ttft_band(levels: pd.DataFrame) -> Plot:
         axes.plot(xs, tail, color=colour, linestyle="--", linewidth=0.8)
     axes.set_title("Time to first token")
     _finish(figure)
-    return Plot(figure, {"p50": p50, "p90": p90, "p99": p99})
+    return Plot(figure, {"p50": p50, "p90": p90, "p99_or_max": p99})
 
 
 def inter_token(levels: pd.DataFrame) -> Plot:

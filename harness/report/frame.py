@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.report.cells import series_labels
@@ -19,6 +20,18 @@ from harness.store import iter_run_dirs, read_records
 
 COLUMNS = (*RUN_COLUMNS, *LEVEL_COLUMNS, *VALUE_COLUMNS)
 INTEGER_COLUMNS = ("engine_parallel", "engine_ctx_size", "level_index", "concurrency")
+
+# Columns of level_table that the tables and figures read.
+PER_REQUEST = "output_tokens_per_s_per_request.mean"
+STEADY = "steady_output_tokens_per_s.value"
+AGGREGATE = "aggregate_output_tokens_per_s.value"  # over the level's whole wall time
+PEAK = "peak_memory_mib.value"
+PREDICTED = "predicted_memory_mib.value"
+SENT = "requests_sent.value"
+FAILED = "requests_failed.value"
+# Which figure the aggregate tok/s shown is: the steady window's, or where a run did not
+# record one (an older run, or a level that never had all its workers busy) the whole level's.
+STEADY_WINDOW, WHOLE_LEVEL = "steady window", "whole level"
 
 
 class SkippedRunWarning(UserWarning):
@@ -74,6 +87,21 @@ def level_table(frame: pd.DataFrame) -> pd.DataFrame:
     wide.columns.name = None
     order = ["run_path", "level_index", "concurrency"]
     return wide.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column of `frame`, or NaN throughout where no run measured it."""
+    if name in frame.columns:
+        return frame[name].astype("float64")
+    return pd.Series(float("nan"), index=frame.index, dtype="float64")
+
+
+def aggregate_shown(levels: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The aggregate tok/s a table or figure leads with, per row of a level table, and which
+    it is (STEADY_WINDOW or WHOLE_LEVEL; "" where neither was measured)."""
+    steady, whole = column(levels, STEADY), column(levels, AGGREGATE)
+    window = np.where(steady.notna(), STEADY_WINDOW, np.where(whole.notna(), WHOLE_LEVEL, ""))
+    return steady.fillna(whole), pd.Series(window, index=levels.index, dtype=object)
 
 
 def load_requests(results: Path, levels: pd.DataFrame) -> pd.DataFrame:

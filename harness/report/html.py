@@ -17,26 +17,32 @@ from harness.metrics import METRICS
 from harness.report.client import write_client_checks
 from harness.report.figures import draw_all, save
 from harness.report.frame import Store, level_table
-from harness.report.tables import View, fmt, write_csv, write_tables
+from harness.report.tables import write_tables
+from harness.report.view import View, fmt, write_csv
 
 FIGURE_CAPTIONS = {
-    "aggregate_throughput": "Aggregate output tokens per second against concurrency.",
+    "aggregate_throughput": "Aggregate output tokens per second against concurrency: over "
+    "the steady window in which every worker was busy (the whole level's where a run "
+    "recorded none), and over the whole level, ramp-up and drain included.",
     "per_request_throughput": "Mean output tokens per second of one request (output / E2E).",
-    "ttft": "Time to first token: p50 line, p90 dashed, shaded up to p99.",
-    "inter_token_latency": "Median inter-token latency and time per output token.",
+    "ttft": "Time to first token: p50 line, p90 dashed (from 10 requests), shaded up to p99 "
+    "(from 100 requests; up to the maximum below that).",
+    "inter_token_latency": "Median inter-token latency and time per output token. ITL is "
+    "per chunk: where a level is flagged multi_token_chunks, TPOT is the per-token figure.",
     "latency_cdf": "Empirical CDFs of TTFT and end-to-end latency, per concurrency level.",
     "memory": "Measured peak memory (GPU through NVML, or process RSS) beside the prediction.",
 }
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1600px;
        color: #222; padding: 0 1rem; }
 h1 { font-size: 1.6rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.85rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.8rem; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; }
 th { background: #f0f3f7; }
 .caption, figcaption { color: #555; font-size: 0.85rem; }
-figure { margin: 1rem 0 2rem; } img { max-width: 100%; height: auto; }
+figure { margin: 1rem 0 2rem; max-width: 1200px; } img { max-width: 100%; height: auto; }
+p.caption { max-width: 1200px; }
 .warning { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.5rem 1rem; }
 """
 
@@ -71,6 +77,8 @@ def runs_view(frame: pd.DataFrame) -> View:
                 first["machine_label"],
                 first["gpu_name"],
                 first["engine"],
+                first["engine_version"],
+                first["workload"],
                 first["run_status"],
                 statuses,
                 first["harness_version"],
@@ -82,6 +90,8 @@ def runs_view(frame: pd.DataFrame) -> View:
         "machine",
         "GPU",
         "engine",
+        "engine version",
+        "workload",
         "run status",
         "levels (concurrency: status)",
         "harness",

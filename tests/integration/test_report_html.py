@@ -1,5 +1,5 @@
-"""The whole report from a store: byte-identical when regenerated, one self-contained
-report.html, and that page as a browser draws it."""
+"""The whole report from a store of older and current runs: byte-identical when
+regenerated, one self-contained report.html, and that page as a browser draws it."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from matplotlib import image
 
 from harness.report.frame import SkippedRunWarning, Store, load_store
 from harness.report.html import write_report
-from harness.report.tables import fmt
-from tests.support.report_store import build_store
+from harness.report.view import fmt
+from tests.support.report_store import add_current_runs, build_store
 from tests.unit.test_report import reference_levels
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -26,7 +26,7 @@ FIGURES = 6
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    results = build_store(tmp_path_factory.mktemp("store") / "results")
+    results = add_current_runs(build_store(tmp_path_factory.mktemp("store") / "results"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRunWarning)
         return load_store(results)
@@ -58,7 +58,8 @@ def test_report_html_needs_no_network(report: Path) -> None:
 
 def test_report_html_holds_the_tables_and_every_figure_inline(report: Path) -> None:
     html = report.read_text()
-    assert html.count("<table>") >= 5  # 2 throughput, comparison, runs, metric definitions
+    # 3 throughput, comparison, client checks, runs, metric definitions
+    assert html.count("<table>") >= 7
     interrupted = reference_levels()[2]["output_tokens_per_s_per_request"]["mean"]
     assert "8 concurrent" in html and f"{fmt(interrupted)} (interrupted)" in html
     images = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
@@ -66,6 +67,7 @@ def test_report_html_holds_the_tables_and_every_figure_inline(report: Path) -> N
     for encoded in images:
         assert base64.b64decode(encoded).lstrip().startswith(b"<?xml")
     assert "skipped" in html  # the half-written run is reported, not hidden
+    assert "short_outputs (c=8)" in html and "(whole level)" in html
 
 
 def _browser() -> str | None:

@@ -2,8 +2,11 @@
 
 The reference run (tests/data/store) is a real, untouched run of the embedded llama.cpp
 engine (`python -m harness.bench load.requests_per_level=4`: 4, 4, 8 and 16 requests at
-concurrency 1, 2, 4 and 8). Variants scale its speed by a known factor, so every ratio the
-report shows is known in advance: throughput x factor, latencies / factor.
+concurrency 1, 2, 4 and 8), stored before levels carried steady-window throughput, output
+lengths, the prefix cache and flags. Variants scale its speed by a known factor, so every
+ratio the report shows is known in advance: throughput x factor, latencies / factor.
+Current runs (write_current_run) are its records in today's shape, each level summarised
+by harness.metrics as a run would be now.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from harness.metrics import CLIENT_RECORD_FLAGS, summarize_level
+from harness.records import RequestRecord
 
 REFERENCE_STORE = Path(__file__).resolve().parents[1] / "data" / "store"
 REFERENCE_RUN = (
@@ -156,4 +164,124 @@ def build_store(results: Path) -> Path:
     broken = results / "default" / "vm" / "ollama__gemma3-270m__20261125T060000000000Z"
     broken.mkdir(parents=True)
     (broken / "summary.json").write_text('{"schema_version": 1, "status": "runn')
+    return results
+
+
+SHORT_OUTPUT_TOKENS = 40  # where a level stops early: half its requests end here
+SYNTHETIC = {
+    "name": "synthetic",
+    "kind": "synthetic",
+    "api": "chat",
+    "max_tokens": 64,
+    "ignore_eos": True,
+    "prompt_tokens": 128,
+    "prompt_tokens_stddev": 0.0,
+    "output_tokens_stddev": 0.0,
+    "shared_prefix_tokens": 0,
+}
+
+
+def _current_record(
+    record: RequestRecord,
+    *,
+    wait_ms: float,
+    prompt_tokens: int,
+    cached_prompt_tokens: int | None,
+    stop_early: bool,
+    tokens_per_chunk: int,
+) -> RequestRecord:
+    """A reference record as the client records one now: due and on-wire instants, the
+    max_tokens it asked for, the cached prompt tokens the server said (None: it did not)."""
+    record.on_wire = True
+    record.due_mono_s = record.start_mono_s - wait_ms / 1000.0
+    record.max_tokens = SYNTHETIC["max_tokens"]
+    record.prompt_tokens = prompt_tokens
+    record.cached_prompt_tokens = cached_prompt_tokens
+    if stop_early:
+        record.chunk_times_ms = record.chunk_times_ms[:SHORT_OUTPUT_TOKENS]
+        record.output_tokens = SHORT_OUTPUT_TOKENS
+        record.finish_reason = "stop"
+        record.end_mono_s = record.start_mono_s + record.chunk_times_ms[-1] / 1000.0
+    # several tokens per chunk: the server sends every n-th token's chunk only
+    record.chunk_times_ms = record.chunk_times_ms[tokens_per_chunk - 1 :: tokens_per_chunk]
+    record.ttft_ms = record.ttfb_ms = record.chunk_times_ms[0]
+    return record
+
+
+def write_current_run(
+    results: Path,
+    machine_id: str,
+    engine: str,
+    stamp: str,
+    *,
+    speed: float = 1.0,
+    workload: dict[str, Any] | None = None,
+    version: dict[str, Any] | None = None,
+    cached_prompt_tokens: int | None = None,
+    short_at: tuple[int, ...] = (),
+    tokens_per_chunk: int = 1,
+    wait_ms: dict[int, float] | None = None,
+    **options: Any,
+) -> Path:
+    """A run in the shape harness.levels writes today (every level summarised from its
+    records by summarize_level), of a synthetic workload (SYNTHETIC updated by `workload`).
+    Half the requests of the levels in `short_at` stop early; `wait_ms` is the client's
+    wait per concurrency (0.2 ms elsewhere)."""
+    run_dir = write_run(results, machine_id, engine, stamp, speed=speed, **options)
+    shape = {**SYNTHETIC, **(workload or {})}
+    environment = json.loads((run_dir / "environment.json").read_text())
+    environment["config"]["workload"] = shape
+    environment["engine"] = {"name": engine, "kind": engine.replace("-", "_"),
+                             "version": version or {}}  # fmt: skip
+    (run_dir / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(environment["config"]))
+    records = []
+    for line in (run_dir / "requests.jsonl").read_text().splitlines():
+        record = RequestRecord.from_json_dict(json.loads(line))
+        stop_early = record.concurrency in short_at and record.request_id % 2 == 0
+        wait = (wait_ms or {}).get(record.concurrency, 0.2)
+        records.append(
+            _current_record(
+                record,
+                wait_ms=wait,
+                prompt_tokens=shape["prompt_tokens"],
+                cached_prompt_tokens=cached_prompt_tokens,
+                stop_early=stop_early,
+                tokens_per_chunk=tokens_per_chunk,
+            )  # fmt: skip
+        )
+    (run_dir / "requests.jsonl").write_text(
+        "".join(json.dumps(record.to_json_dict()) + "\n" for record in records)
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["run"]["workload"] = shape["name"]
+    for level in summary["levels"]:
+        mine = [r for r in records if r.concurrency == level["concurrency"]]
+        level.update(
+            summarize_level(
+                mine, level["concurrency"], level["wall_time_s"], fixed_lengths=shape["ignore_eos"]
+            )  # fmt: skip
+        )
+        # as harness.levels files them: the client's own flags beside its CPU and loop lag
+        from_records = [flag for flag in level["flags"] if flag in CLIENT_RECORD_FLAGS]
+        level["client_flags"] = (level["client"].get("flags") or []) + from_records
+        level["flags"] = [flag for flag in level["flags"] if flag not in CLIENT_RECORD_FLAGS]
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return run_dir
+
+
+def add_current_runs(results: Path) -> Path:
+    """Two current vLLM runs on vm that differ only in prompt length (so two series):
+
+    prompt 128 at 3x the reference speed, half its requests at concurrency 8 stopping at
+    40 tokens (flagged short_outputs), the client waiting 2 ms there (flagged client_wait),
+    the engine saying nothing of its prefix cache; prompt 512 at 2x, two tokens per chunk
+    (flagged multi_token_chunks), 128 of each prompt's tokens cached (hit rate 0.25).
+    """
+    vllm = {"version": {"engine": "vllm", "version": "0.11.0"}, "memory": {"kind": "gpu"}}
+    write_current_run(results, "vm", "vllm", "20261126T010000000000Z", speed=3.0,
+                      short_at=(8,), wait_ms={8: 2.0}, **vllm)  # fmt: skip
+    write_current_run(results, "vm", "vllm", "20261126T020000000000Z", speed=2.0,
+                      workload={"prompt_tokens": 512}, cached_prompt_tokens=128,
+                      tokens_per_chunk=2, **vllm)  # fmt: skip
     return results

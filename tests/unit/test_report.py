@@ -69,7 +69,7 @@ def test_frame_values_and_units_come_from_the_summary_and_the_registry() -> None
     frame = load_store(REFERENCE_STORE).frame
     level = reference_levels()[4]
     row = frame[(frame["concurrency"] == 4) & (frame["metric"] == "ttft_ms")]
-    assert row.set_index("stat")["value"]["p99"] == level["ttft_ms"]["p99"]
+    assert row.set_index("stat")["value"]["p50"] == level["ttft_ms"]["p50"]
     assert set(row["unit"]) == {METRICS["ttft_ms"].unit, "count"}
     aggregate = frame[frame["metric"] == "aggregate_output_tokens_per_s"]
     assert set(aggregate["unit"]) == {"tok/s"}
@@ -136,7 +136,9 @@ def test_the_engine_comparison_defaults_to_the_highest_common_concurrency(store:
     assert vm_llama["single_request_tok_s"] == pytest.approx(
         level[1]["output_tokens_per_s_per_request"]["mean"]
     )
-    assert vm_llama["ttft_p99_ms"] == pytest.approx(level[2]["ttft_ms"]["p99"])
+    assert pd.isna(vm_llama["ttft_p99_ms"])  # 4 requests: the stored p99 is not shown
+    assert vm_llama["ttft_max_ms"] == pytest.approx(level[2]["ttft_ms"]["max"])
+    assert vm_llama["ttft_n"] == level[2]["ttft_ms"]["n"] == 4
     assert vm_llama["peak_memory_kind"] == "process_rss"
     assert vm_llama["peak_memory_mib"] == max(lv["peak_memory_mib"] for lv in level.values())
     assert vm_llama["predicted_memory_mib"] == level[1]["predicted_memory_mib"]
@@ -151,15 +153,20 @@ def test_the_engine_comparison_takes_a_chosen_concurrency(store: Store) -> None:
     assert pd.isna(slots_1["aggregate_tok_s"])  # never measured at 8
     vm_ollama = table[(table["machine_id"] == "vm") & (table["engine"] == "ollama")].iloc[0]
     expected = reference_levels()[8]["aggregate_output_tokens_per_s"] * 1.5
+    # a run stored before steady windows: the whole level's figure, named so
     assert vm_ollama["aggregate_tok_s"] == pytest.approx(expected)
+    assert vm_ollama["aggregate_window"] == "whole level"
+    assert pd.isna(vm_ollama["steady_tok_s"])
 
 
 def test_line_figures_plot_the_table_values(store: Store) -> None:
     levels = latest_levels(level_table(store.frame))
     table = throughput_by_concurrency(store.frame)
-    for plot, column_name in (
-        (aggregate_throughput(levels), "aggregate_output_tokens_per_s"),
-        (per_request_throughput(levels), "output_tokens_per_s_per_request_mean"),
+    aggregate = aggregate_throughput(levels)
+    for series, column_name in (
+        (aggregate.series["steady"], "aggregate_tok_s"),
+        (aggregate.series["whole_level"], "aggregate_output_tokens_per_s"),
+        (per_request_throughput(levels).series, "output_tokens_per_s_per_request_mean"),
     ):
         expected = {
             series: {
@@ -167,15 +174,18 @@ def test_line_figures_plot_the_table_values(store: Store) -> None:
             }
             for series, group in table.groupby("series")
         }
-        assert plot.series == expected
+        assert series == expected
 
 
 def test_the_ttft_figure_shows_the_comparison_tables_percentiles(store: Store) -> None:
     plot = ttft_band(latest_levels(level_table(store.frame)))
     comparison = engine_comparison(store.frame, concurrency=2).set_index("series")
-    for stat in ("p50", "p99"):
+    # 4 requests at concurrency 2: a p50, and the band up to the max, for want of a p99
+    for stat, column_name in (("p50", "ttft_p50_ms"), ("p99_or_max", "ttft_max_ms")):
         at_2 = {series: points[2] for series, points in plot.series[stat].items()}
-        assert at_2 == pytest.approx(comparison[f"ttft_{stat}_ms"].to_dict())
+        assert at_2 == pytest.approx(comparison[column_name].to_dict())
+    # a p90 needs 10 requests: only concurrency 8 (16 requests) has one
+    assert {tuple(points) for points in plot.series["p90"].values()} == {(8,)}
 
 
 def test_latency_cdfs_plot_every_successful_request_of_the_level(store: Store) -> None:
@@ -220,7 +230,11 @@ def test_compare_gives_ratios_against_the_baseline_machine(store: Store) -> None
     ratio = ratio_column("gpu-box", "vm")
     by_metric = table.groupby("metric")[ratio]
     assert by_metric.get_group("aggregate_output_tokens_per_s").tolist() == pytest.approx([2.0] * 8)
-    assert by_metric.get_group("ttft_ms").tolist() == pytest.approx([0.5] * 16)
+    p50 = table[table["stat"] == "p50"].groupby("metric")[ratio]
+    assert p50.get_group("ttft_ms").tolist() == pytest.approx([0.5] * 8)
+    # no p99 from 4 to 16 requests: no ratio either, the max and n in its place
+    p99 = table[(table["metric"] == "ttft_ms") & (table["stat"] == "p99")]
+    assert p99[ratio].isna().all() and set(p99["vm n"]) == {4, 8, 16}
     assert by_metric.get_group("peak_memory_mib").tolist() == pytest.approx([10.0] * 8)
     # the parallel=1 cell ran on vm only: nothing to set beside it
     assert set(table["engine_parallel"]) == {4}
