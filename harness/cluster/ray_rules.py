@@ -7,9 +7,10 @@ submitting directory (a shared filesystem), and a sweep asking for more GPUs per
 the cluster has is refused instead of waiting forever. The launcher class Hydra finds is
 in hydra_plugins/harness_launchers/.
 
-A job is stopped with a real SIGTERM sent to itself when the sweep's stop flag (a small
-actor) is raised: ray.cancel() only simulates Ctrl-C in the task's main thread, which
-does not reach the event loop of a running level.
+A job is stopped with a real SIGTERM sent to itself once the sweep's stop file appears
+beside multirun.yaml (on the shared filesystem): ray.cancel() only simulates Ctrl-C in
+the task's main thread, which does not reach the event loop of a running level, and a
+job that waited on Ray for a flag would hand its CPUs back to Ray while it waits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import signal
 import socket
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.cluster.jobs import JobCancelled, collect
-from harness.cluster.placement import forget_host_values
+from harness.cluster.placement import GPU_VARIABLE, forget_host_values
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ class RaySweepRules:
         remote_options = _options(self.ray_cfg.remote)
         check_resources(remote_options, ray.cluster_resources())
         run_remotely = ray.remote(**remote_options)(run_on_node)
-        stop_flag = ray.remote(num_cpus=0)(StopFlag).remote()
+        stop_file = sweep_dir / f".stop-{uuid.uuid4().hex}"
         refs = []
         for offset, overrides in enumerate(job_overrides):
             idx = initial_job_idx + offset
@@ -86,11 +88,14 @@ class RaySweepRules:
                     self.task_function,
                     Singleton.get_state(),
                     os.getcwd(),
-                    stop_flag,
+                    str(stop_file.resolve()),
                 )
             )
         log.info("ray: %d job(s) submitted, output in %s", len(refs), sweep_dir)
-        return collect([RayJob(ref, stop_flag) for ref in refs], job_overrides)
+        try:
+            return collect([RayJob(ref, stop_file) for ref in refs], job_overrides)
+        finally:
+            stop_file.unlink(missing_ok=True)
 
 
 def start_ray(init: dict[str, Any]) -> None:
@@ -114,31 +119,18 @@ def check_resources(remote: dict[str, Any], cluster: dict[str, float]) -> None:
             )
 
 
-class StopFlag:
-    """Raised once by the submitting host; every job of the sweep watches it."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    def is_stopped(self) -> bool:
-        return self.stopped
-
-
 def run_on_node(
     hydra_context: HydraContext,
     sweep_config: DictConfig,
     task_function: TaskFunction,
     singleton_state: dict[Any, Any],
     submit_dir: str,
-    stop_flag: Any,
+    stop_file: str,
 ) -> JobReturn:
     """The job, on whichever node Ray chose: in the submitting directory, as Hydra runs it."""
     import ray
 
-    if _stopped(stop_flag):
+    if Path(stop_file).exists():
         return JobReturn(status=JobStatus.FAILED, _return_value=JobCancelled("never started"))
     try:
         os.chdir(submit_dir)
@@ -147,12 +139,14 @@ def run_on_node(
             f"{submit_dir} is not there on {socket.gethostname()}: the harness checkout and "
             "its results directory must be on a filesystem every node shares"
         ) from exc
+    if not ray.get_gpu_ids():  # Ray leaves it unset: a job given no GPU would see them all
+        os.environ[GPU_VARIABLE] = ""
     setup_globals()
     Singleton.set_state(singleton_state)
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = ray.get_runtime_context().get_task_id()
     HydraConfig.instance().set_config(sweep_config)
-    finished = _terminate_when_stopped(stop_flag)
+    finished = _terminate_when_stopped(Path(stop_file))
     try:
         return run_job(
             hydra_context=hydra_context,
@@ -165,22 +159,13 @@ def run_on_node(
         finished.set()
 
 
-def _stopped(stop_flag: Any) -> bool:
-    import ray
-
-    try:
-        return bool(ray.get(stop_flag.is_stopped.remote(), timeout=30))
-    except Exception:  # the submitting host is gone: nobody will read this job's result
-        return True
-
-
-def _terminate_when_stopped(stop_flag: Any) -> threading.Event:
-    """SIGTERM this job once the flag is raised: it stops its engine and closes its run."""
+def _terminate_when_stopped(stop_file: Path) -> threading.Event:
+    """SIGTERM this job once the stop file appears: it stops its engine and closes its run."""
     finished = threading.Event()
 
     def watch() -> None:
         while not finished.wait(STOP_POLL_S):
-            if _stopped(stop_flag):
+            if stop_file.exists():
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
 
@@ -196,12 +181,12 @@ def _options(node: DictConfig) -> dict[str, Any]:
 
 
 class RayJob:
-    def __init__(self, ref: Any, stop_flag: Any) -> None:
+    def __init__(self, ref: Any, stop_file: Path) -> None:
         import ray
 
         self.ray = ray
         self.ref = ref
-        self.stop_flag = stop_flag
+        self.stop_file = stop_file
 
     def done(self) -> bool:
         ready, _ = self.ray.wait([self.ref], timeout=0)
@@ -211,4 +196,6 @@ class RayJob:
         return self.ray.get(self.ref)
 
     def cancel(self) -> None:
-        self.ray.get(self.stop_flag.stop.remote(), timeout=30)
+        # Running jobs stop, waiting ones return as soon as they start; ray.cancel() is not
+        # used, as its KeyboardInterrupt could land while a stopping job stops its engine.
+        self.stop_file.touch()
