@@ -100,8 +100,9 @@ class LlamaCppServer:
         return self.get_json("/props") or {}
 
     def offload(self) -> Offload:
-        """What the start-up log says about offload (read once the server is ready)."""
-        if self._offload is None:
+        """What the start-up log says about offload; read again until it says (the server
+        may write its log a little after it answers)."""
+        if self._offload is None or self._offload.on_gpu is None:
             self._offload = read_offload(self.startup_log())
         return self._offload
 
