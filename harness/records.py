@@ -47,6 +47,14 @@ class RequestRecord:
     finish_reason: str | None = None
     output_chars: int = 0
     server_timings: dict[str, Any] | None = None
+    # what the workload built, copied from its spec: the prompt tokens it counted with the
+    # chat template (None: not counted) and how (tokenize | gguf_vocabulary | words), its
+    # shared-prefix group, and its multi-turn session and turn (0 first)
+    prompt_tokens_expected: int | None = None
+    prompt_tokens_expected_source: str | None = None
+    prefix_group: int | None = None
+    session: int | None = None
+    turn: int | None = None
 
     @property
     def e2e_ms(self) -> float:

@@ -21,10 +21,20 @@ APIS = OPENAI_APIS + OLLAMA_APIS
 
 @dataclass
 class RequestSpec:
-    """What one request asks for."""
+    """What one request asks for, and what the workload knows about it (copied into its
+    record): the prompt tokens it built and how it counted them, its prefix group, its
+    session and turn, its send time in a trace."""
 
     prompt: str
     max_tokens: int
+    system: str | None = None  # a system message (chat) or the prompt's start (completions)
+    prompt_tokens_expected: int | None = None
+    prompt_tokens_expected_source: str | None = None
+    prefix_group: int | None = None
+    session: int | None = None  # multi-turn: turns of one session are sent one by one
+    turn: int | None = None
+    think_time_s: float = 0.0  # multi-turn: the user's pause before this turn
+    send_at_s: float | None = None  # trace replay: seconds after the trace's start
 
 
 @dataclass(frozen=True)
@@ -66,9 +76,21 @@ class Endpoint:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def payload(self, spec: RequestSpec) -> dict[str, Any]:
+    def messages(
+        self, spec: RequestSpec, history: list[dict[str, str]] | None = None
+    ) -> list[dict[str, str]]:
+        """The chat messages of a request: its system message, the history, its prompt."""
+        system = [{"role": "system", "content": spec.system}] if spec.system else []
+        return [*system, *(history or ()), {"role": "user", "content": spec.prompt}]
+
+    def completion_prompt(self, spec: RequestSpec) -> str:
+        return f"{spec.system}\n\n{spec.prompt}" if spec.system else spec.prompt
+
+    def payload(
+        self, spec: RequestSpec, history: list[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
         if self.api in OLLAMA_APIS:
-            return self._ollama_payload(spec)
+            return self._ollama_payload(spec, history)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": spec.max_tokens,
@@ -77,14 +99,16 @@ class Endpoint:
             "stream_options": {"include_usage": True},
         }
         if self.api == "chat":
-            body["messages"] = [{"role": "user", "content": spec.prompt}]
+            body["messages"] = self.messages(spec, history)
         else:
-            body["prompt"] = spec.prompt
+            body["prompt"] = self.completion_prompt(spec)
         if self.ignore_eos:
             body["ignore_eos"] = True
         return body
 
-    def _ollama_payload(self, spec: RequestSpec) -> dict[str, Any]:
+    def _ollama_payload(
+        self, spec: RequestSpec, history: list[dict[str, str]] | None
+    ) -> dict[str, Any]:
         # Ollama has no ignore_eos: num_predict caps the output, and the short_outputs
         # flag says where the model stopped before it
         body: dict[str, Any] = {
@@ -93,13 +117,16 @@ class Endpoint:
             "options": {"num_predict": spec.max_tokens, "temperature": self.temperature},
         }
         if self.api == "ollama_chat":
-            body["messages"] = [{"role": "user", "content": spec.prompt}]
+            body["messages"] = self.messages(spec, history)
         else:
-            body["prompt"] = spec.prompt
+            body["prompt"] = self.completion_prompt(spec)
         return body
 
-    def prepare(self, spec: RequestSpec) -> PreparedRequest:
-        return PreparedRequest(orjson.dumps(self.payload(spec)), spec.max_tokens, self.api)
+    def prepare(
+        self, spec: RequestSpec, history: list[dict[str, str]] | None = None
+    ) -> PreparedRequest:
+        body = orjson.dumps(self.payload(spec, history))
+        return PreparedRequest(body, spec.max_tokens, self.api)
 
     def target(self) -> tuple[URL, dict[str, str]]:
         """The parsed URL and the headers, shared by every request of a level."""

@@ -94,3 +94,19 @@ class NDJSONReader:
             self.record.output_tokens_source = "chunk_count"
         if not self.done:
             raise IncompleteStream("stream ended without its final done object")
+
+
+class ReplyKeepingNDJSONReader(NDJSONReader):
+    """An NDJSONReader that also keeps the generated text (multi-turn sessions only); a
+    line that carried text is parsed a second time, so other requests pay nothing for it."""
+
+    def __init__(self, record: RequestRecord, reply: list[str]) -> None:
+        super().__init__(record)
+        self.reply = reply
+
+    def on_line(self, line: bytes, arrival_ms: float) -> None:
+        chars = self.record.output_chars
+        super().on_line(line, arrival_ms)
+        if self.record.output_chars != chars:
+            message = orjson.loads(line)
+            self.reply.append((message.get("message") or {}).get("content") or "")

@@ -27,7 +27,7 @@ from harness.client.errors import (
     MalformedStream,
     StreamError,
 )
-from harness.client.ollama_stream import NDJSONReader
+from harness.client.ollama_stream import NDJSONReader, ReplyKeepingNDJSONReader
 from harness.client.openai_stream import SSEReader, StreamState, content_of
 from harness.records import RequestRecord
 
@@ -99,8 +99,10 @@ async def send_streaming(
     request: PreparedRequest,
     record: RequestRecord,
     timeout: aiohttp.ClientTimeout,
+    reply: list[str] | None = None,
 ) -> RequestRecord:
-    """Send one prepared streaming request and fill `record` with what arrived and when.
+    """Send one prepared streaming request and fill `record` with what arrived and when;
+    given `reply`, the generated text is appended to it too (multi-turn sessions).
 
     `record.due_mono_s` is when the request was due (now, if unset). Times run from the
     instant its bytes went on the wire, which a session made with `wire_tracing()`
@@ -125,7 +127,7 @@ async def send_streaming(
                 text = await response.text(errors="replace")
                 _fail(record, f"http_{response.status // 100}xx", text)
                 return record
-            reader = NDJSONReader(record) if request.api in OLLAMA_APIS else SSEReader(record)
+            reader = _reader(request.api, record, reply)
             async for raw in response.content.iter_any():
                 arrival_ms = (time.perf_counter() - start) * 1000.0
                 if record.ttfb_ms is None:
@@ -150,6 +152,12 @@ async def send_streaming(
         if record.connect_ms is not None and record.connect_ms < 0:
             record.connect_ms = None  # the connect never completed
     return record
+
+
+def _reader(api: str, record: RequestRecord, reply: list[str] | None) -> NDJSONReader | SSEReader:
+    if api not in OLLAMA_APIS:
+        return SSEReader(record, reply)
+    return NDJSONReader(record) if reply is None else ReplyKeepingNDJSONReader(record, reply)
 
 
 def mark_cancelled(record: RequestRecord) -> RequestRecord:

@@ -95,11 +95,28 @@ class StreamState:
             raise IncompleteStream("stream ended without [DONE] or a finish_reason")
 
 
-class SSEReader:
-    """Bytes as they arrive -> events -> the record."""
+class ReplyKeepingState(StreamState):
+    """A StreamState that also keeps the generated text, for a multi-turn session whose next
+    turn sends it back. An event that carried text is parsed a second time here, so that no
+    other request pays anything per chunk for it."""
 
-    def __init__(self, record: RequestRecord) -> None:
-        self.parser, self.state = SSEParser(), StreamState(record)
+    def __init__(self, record: RequestRecord, reply: list[str]) -> None:
+        super().__init__(record)
+        self.reply = reply
+
+    def on_event(self, data: str, arrival_ms: float) -> None:
+        chars = self.record.output_chars
+        super().on_event(data, arrival_ms)
+        if self.record.output_chars != chars:
+            self.reply.extend(content_of(c) for c in orjson.loads(data).get("choices") or ())
+
+
+class SSEReader:
+    """Bytes as they arrive -> events -> the record (and, given `reply`, the text)."""
+
+    def __init__(self, record: RequestRecord, reply: list[str] | None = None) -> None:
+        state = StreamState(record) if reply is None else ReplyKeepingState(record, reply)
+        self.parser, self.state = SSEParser(), state
 
     def feed(self, raw: bytes, arrival_ms: float) -> None:
         for event in self.parser.feed(raw):

@@ -22,45 +22,13 @@ from typing import Any
 import aiohttp
 
 from harness.client.arrivals import arrival_offsets_s
+from harness.client.level import LevelPlan, LevelState, Share, new_session, sleep_until
 from harness.client.monitor import ClientLoad, LoopMonitor
-from harness.client.openai_api import (
-    Endpoint,
-    RequestSpec,
-    mark_cancelled,
-    send_streaming,
-    wire_tracing,
-)
+from harness.client.openai_api import Endpoint, RequestSpec, send_streaming
 from harness.constants import LOAD_MODES
 from harness.records import RequestRecord
 
-
-@dataclass
-class LevelPlan:
-    """One level. `concurrency`: workers (concurrency), wave size (burst), or the cap on
-    requests in flight (rate; 0: no cap)."""
-
-    concurrency: int
-    num_requests: int
-    max_duration_s: float | None
-    request_timeout_s: float
-    connect_timeout_s: float
-    keep_alive: bool = True
-    ramp_up_s: float = 0.0  # workers start spread evenly over this time (0: all at once)
-    mode: str = "concurrency"
-    rate_per_s: float | None = None
-    arrival: str = "poisson"
-    seed: int = 0
-    level_index: int = 0
-
-
-@dataclass
-class Share:
-    """The part of a level one process runs: request indices i with i % count == index."""
-
-    index: int = 0
-    count: int = 1
-    t0_mono_s: float | None = None  # common start of the level across processes
-    claim: Callable[[], int] | None = None  # next request index of a closed loop (shared)
+__all__ = ["LevelOutcome", "LevelPlan", "Share", "new_session", "run_level", "warm_up"]
 
 
 @dataclass
@@ -72,131 +40,64 @@ class LevelOutcome:
     client: list[ClientLoad] = field(default_factory=list)
 
 
-def new_session(keep_alive: bool, limit: int = 1) -> aiohttp.ClientSession:
-    """A session whose connections are reused only with keep-alive.
-
-    Without keep-alive every request opens a new connection (about 1 ms more TTFT on
-    loopback): llama.cpp's server drops a kept-alive connection after a streamed response
-    while the client still trusts it ("Server disconnected" on the next request).
-    """
-    connector = aiohttp.TCPConnector(limit=limit, force_close=not keep_alive)
-    return aiohttp.ClientSession(connector=connector, trace_configs=[wire_tracing()])
-
-
-class _Level:
-    """State shared by the request tasks of one level in one process."""
-
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        specs: Sequence[RequestSpec],
-        plan: LevelPlan,
-        on_record: Callable[[RequestRecord], None],
-        first_request_id: int,
-        share: Share,
-    ) -> None:
-        self.plan = plan
-        self.on_record, self.first_request_id, self.share = on_record, first_request_id, share
-        # built before the level starts: a wave of requests only hands bytes to sockets
-        self.requests = [endpoint.prepare(spec) for spec in specs]
-        self.target = endpoint.target()
-        self.records: list[RequestRecord] = []
-        self.timeout = aiohttp.ClientTimeout(
-            total=plan.request_timeout_s, sock_connect=plan.connect_timeout_s
-        )
-        self.started = share.t0_mono_s or time.perf_counter()
-        self.deadline = self.started + plan.max_duration_s if plan.max_duration_s else None
-        self.stopped_by_deadline = False
-
-    def past_deadline(self) -> bool:
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
-            self.stopped_by_deadline = True
-            return True
-        return False
-
-    async def send(
-        self, session: aiohttp.ClientSession, index: int, worker: int, due_mono_s: float
-    ) -> RequestRecord:
-        record = RequestRecord(
-            request_id=self.first_request_id + index,
-            concurrency=self.plan.concurrency,
-            worker=worker,
-            level=self.plan.level_index,
-            due_mono_s=due_mono_s,
-        )
-        try:
-            request = self.requests[index % len(self.requests)]
-            await send_streaming(session, self.target, request, record, self.timeout)
-        except asyncio.CancelledError:
-            mark_cancelled(record)
-            raise
-        finally:
-            self.records.append(record)
-            self.on_record(record)
-        return record
-
-
-async def _sleep_until(deadline_mono_s: float) -> None:
-    delay = deadline_mono_s - time.perf_counter()
-    if delay > 0:
-        await asyncio.sleep(delay)
-
-
-async def _closed_loop(level: _Level) -> None:
+async def _closed_loop(level: LevelState) -> None:
     plan, share = level.plan, level.share
-    counter = iter(range(plan.num_requests))
-    claim = share.claim or (lambda: next(counter, plan.num_requests))
+    units = level.unit_count
+    counter = iter(range(units))
+    claim = share.claim or (lambda: next(counter, units))
 
     async def worker(worker_id: int) -> None:
         # every worker's first request is due at the level's start (or its ramp-up slot)
         due = level.started + plan.ramp_up_s * worker_id / plan.concurrency
-        await _sleep_until(due)
+        await sleep_until(due)
         async with new_session(plan.keep_alive) as session:
             while not level.past_deadline():
-                index = claim()
-                if index >= plan.num_requests:
+                unit = claim()
+                if unit >= units:
                     return
-                # the next request is due the moment the last one ended
-                due = (await level.send(session, index, worker_id, due)).end_mono_s
+                # the next request (or session) is due the moment the last one ended
+                due = await level.send_unit(session, unit, worker_id, due)
 
     workers = range(share.index, plan.concurrency, share.count)
     await _gather_all([worker(w) for w in workers])
 
 
-async def _open_loop(level: _Level, monitor: LoopMonitor) -> None:
+async def _open_loop(level: LevelState, monitor: LoopMonitor) -> None:
     plan, share = level.plan, level.share
-    assert plan.rate_per_s is not None
-    offsets = arrival_offsets_s(plan.num_requests, plan.rate_per_s, plan.arrival, plan.seed)
+    offsets = plan.offsets_s
+    if offsets is None:
+        assert plan.rate_per_s is not None
+        offsets = arrival_offsets_s(level.unit_count, plan.rate_per_s, plan.arrival, plan.seed)
     cap = math.ceil(plan.concurrency / share.count) if plan.concurrency > 0 else 0
     gate = asyncio.Semaphore(cap) if cap else None
     tasks: list[asyncio.Task[None]] = []
 
-    # open loop has no workers; `worker` is the client process. A request is due at its
-    # scheduled instant: the wait for a free slot under the cap is the client's wait.
-    async def capped(session: aiohttp.ClientSession, index: int, due: float) -> None:
+    # open loop has no workers; `worker` is the client process. A request (or session) is
+    # due at its scheduled instant: the wait for a free slot under the cap is the client's.
+    async def capped(session: aiohttp.ClientSession, unit: int, due: float) -> None:
         if gate is None:
-            await level.send(session, index, share.index, due)
+            await level.send_unit(session, unit, share.index, due)
             return
         async with gate:
-            await level.send(session, index, share.index, due)
+            await level.send_unit(session, unit, share.index, due)
 
     async with new_session(plan.keep_alive, limit=cap) as session:
         try:
-            for index in range(share.index, plan.num_requests, share.count):
-                scheduled = level.started + offsets[index]
-                await _sleep_until(scheduled)
+            for unit in range(share.index, min(level.unit_count, len(offsets)), share.count):
+                scheduled = level.started + offsets[unit]
+                await sleep_until(scheduled)
                 if level.past_deadline():
                     break
                 monitor.load.late_send_ms.append((time.perf_counter() - scheduled) * 1000.0)
-                tasks.append(asyncio.create_task(capped(session, index, scheduled)))
+                tasks.append(asyncio.create_task(capped(session, unit, scheduled)))
             await asyncio.gather(*tasks)
         finally:
             await _cancel_all(tasks)
 
 
-async def _bursts(level: _Level) -> None:
+async def _bursts(level: LevelState) -> None:
     plan, share = level.plan, level.share
-    mine = list(range(share.index, plan.num_requests, share.count))
+    mine = list(range(share.index, level.unit_count, share.count))
     wave = max(1, math.ceil(plan.concurrency / share.count))
     async with new_session(plan.keep_alive, limit=wave) as session:
         for start in range(0, len(mine), wave):
@@ -206,8 +107,8 @@ async def _bursts(level: _Level) -> None:
             due = time.perf_counter()
             await _gather_all(
                 [
-                    level.send(session, i, share.index + n * share.count, due)
-                    for n, i in enumerate(batch)
+                    level.send_unit(session, u, share.index + n * share.count, due)
+                    for n, u in enumerate(batch)
                 ]
             )
 
@@ -239,9 +140,9 @@ async def run_level(
     (bounded by the request timeout)."""
     if plan.mode not in LOAD_MODES:
         raise ValueError(f"mode={plan.mode!r} is not one of {', '.join(LOAD_MODES)}")
-    level = _Level(endpoint, specs, plan, on_record, first_request_id, share or Share())
+    level = LevelState(endpoint, specs, plan, on_record, first_request_id, share or Share())
     if level.share.t0_mono_s:
-        await _sleep_until(level.share.t0_mono_s)
+        await sleep_until(level.share.t0_mono_s)
     monitor = LoopMonitor()
     monitor.start()
     # A full garbage collection over a level's many small objects stalls the event loop for

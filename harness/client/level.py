@@ -1,0 +1,192 @@
+"""One level's plan and its state in one process: the prepared requests, the units they
+are sent in, and sending them.
+
+A unit is what one worker (or one open-loop arrival) sends: a single request, or the turns
+of a multi-turn session one after another, each with the history so far. Only a session's
+later turns are built while the level runs (their history holds the replies); every other
+request's bytes are built before it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from harness.client.openai_api import (
+    Endpoint,
+    PreparedRequest,
+    RequestSpec,
+    mark_cancelled,
+    send_streaming,
+    wire_tracing,
+)
+from harness.records import RequestRecord
+
+
+@dataclass
+class LevelPlan:
+    """One level. `concurrency`: workers (concurrency), wave size (burst), or the cap on
+    requests in flight (rate; 0: no cap). `offsets_s`: the send times of a replayed trace
+    (rate mode), instead of a generated arrival schedule."""
+
+    concurrency: int
+    num_requests: int
+    max_duration_s: float | None
+    request_timeout_s: float
+    connect_timeout_s: float
+    keep_alive: bool = True
+    ramp_up_s: float = 0.0  # workers start spread evenly over this time (0: all at once)
+    mode: str = "concurrency"
+    rate_per_s: float | None = None
+    arrival: str = "poisson"
+    seed: int = 0
+    level_index: int = 0
+    offsets_s: list[float] | None = None
+
+
+@dataclass
+class Share:
+    """The part of a level one process runs: unit indices i with i % count == index."""
+
+    index: int = 0
+    count: int = 1
+    t0_mono_s: float | None = None  # common start of the level across processes
+    claim: Callable[[], int] | None = None  # next unit index of a closed loop (shared)
+
+
+def new_session(keep_alive: bool, limit: int = 1) -> aiohttp.ClientSession:
+    """A session whose connections are reused only with keep-alive.
+
+    Without keep-alive every request opens a new connection (about 1 ms more TTFT on
+    loopback): llama.cpp's server drops a kept-alive connection after a streamed response
+    while the client still trusts it ("Server disconnected" on the next request).
+    """
+    connector = aiohttp.TCPConnector(limit=limit, force_close=not keep_alive)
+    return aiohttp.ClientSession(connector=connector, trace_configs=[wire_tracing()])
+
+
+async def sleep_until(deadline_mono_s: float) -> None:
+    delay = deadline_mono_s - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def session_units(specs: Sequence[RequestSpec]) -> list[range] | None:
+    """The request indices of each multi-turn session, in order; None: no sessions."""
+    if all(spec.session is None for spec in specs):
+        return None
+    units, start = [], 0
+    for index in range(1, len(specs) + 1):
+        if index == len(specs) or specs[index].session != specs[start].session:
+            units.append(range(start, index))
+            start = index
+    return units
+
+
+class Conversation:
+    """One session's history: each turn's user message and the reply it got."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, str]] = []
+
+    def request(
+        self, endpoint: Endpoint, spec: RequestSpec, first: PreparedRequest
+    ) -> PreparedRequest:
+        return first if not self.history else endpoint.prepare(spec, self.history)
+
+    def add_turn(self, spec: RequestSpec, reply: list[str]) -> None:
+        self.history.append({"role": "user", "content": spec.prompt})
+        self.history.append({"role": "assistant", "content": "".join(reply)})
+
+
+class LevelState:
+    """State shared by the request tasks of one level in one process."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        specs: Sequence[RequestSpec],
+        plan: LevelPlan,
+        on_record: Callable[[RequestRecord], None],
+        first_request_id: int,
+        share: Share,
+    ) -> None:
+        self.plan, self.endpoint, self.specs = plan, endpoint, specs
+        self.on_record, self.first_request_id, self.share = on_record, first_request_id, share
+        # built before the level starts: a wave of requests only hands bytes to sockets
+        self.requests = [endpoint.prepare(spec) for spec in specs]
+        self.sessions = session_units(specs)
+        self.unit_count = len(self.sessions) if self.sessions else plan.num_requests
+        self.target = endpoint.target()
+        self.records: list[RequestRecord] = []
+        self.timeout = aiohttp.ClientTimeout(
+            total=plan.request_timeout_s, sock_connect=plan.connect_timeout_s
+        )
+        self.started = share.t0_mono_s or time.perf_counter()
+        self.deadline = self.started + plan.max_duration_s if plan.max_duration_s else None
+        self.stopped_by_deadline = False
+
+    def past_deadline(self) -> bool:
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.stopped_by_deadline = True
+            return True
+        return False
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        index: int,
+        worker: int,
+        due_mono_s: float,
+        conversation: Conversation | None = None,
+    ) -> RequestRecord:
+        spec = self.specs[index % len(self.specs)]
+        record = RequestRecord(
+            request_id=self.first_request_id + index,
+            concurrency=self.plan.concurrency,
+            worker=worker,
+            level=self.plan.level_index,
+            due_mono_s=due_mono_s,
+            prompt_tokens_expected=spec.prompt_tokens_expected,
+            prompt_tokens_expected_source=spec.prompt_tokens_expected_source,
+            prefix_group=spec.prefix_group,
+            session=spec.session,
+            turn=spec.turn,
+        )
+        request, reply = self.requests[index % len(self.requests)], None
+        if conversation is not None:
+            request, reply = conversation.request(self.endpoint, spec, request), []
+        try:
+            await send_streaming(session, self.target, request, record, self.timeout, reply)
+        except asyncio.CancelledError:
+            mark_cancelled(record)
+            raise
+        finally:
+            self.records.append(record)
+            self.on_record(record)
+        if conversation is not None and reply is not None:
+            conversation.add_turn(spec, reply)
+        return record
+
+    async def send_unit(
+        self, session: aiohttp.ClientSession, unit: int, worker: int, due_mono_s: float
+    ) -> float:
+        """Send one unit, a session's turns one after another (each due when the user has
+        thought after the last reply); return when its last request ended."""
+        if self.sessions is None:
+            return (await self.send(session, unit, worker, due_mono_s)).end_mono_s
+        turns, conversation = self.sessions[unit], Conversation()
+        end = due_mono_s
+        for index in turns:
+            if index != turns.start:
+                due_mono_s = end + self.specs[index].think_time_s
+                await sleep_until(due_mono_s)
+                if self.past_deadline():
+                    break
+            record = await self.send(session, index, worker, due_mono_s, conversation)
+            end = record.end_mono_s
+        return end
