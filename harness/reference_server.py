@@ -5,7 +5,8 @@ once, then content events on an absolute schedule (first token at TTFT, then one
 every ITL, so delays never drift; `tokens_per_event` tokens each), a finish chunk with an
 empty delta, a usage-only chunk and `[DONE]`. It keeps every prompt it was sent, reports
 the words a prefix cache would have reused as `cached_tokens`, and serves at `GET /stats`
-its timers' lateness and how many prompts repeated. Fault modes make it misbehave in one
+its timers' lateness and how many prompts repeated; POST /tokenize counts a
+prompt's words as llama.cpp's endpoint counts tokens. Fault modes make it misbehave in one
 defined way each, for the fault tests. Run it with
 `python -m harness.reference_server --port 8000`.
 """

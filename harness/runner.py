@@ -34,7 +34,7 @@ from harness.telemetry.policy import (
     gpu_mode_for,
 )
 from harness.telemetry.sampler import Sampler
-from harness.workload import build_specs
+from harness.workload import build_specs, make_counter, whole_units
 
 __all__ = ["EngineDied", "Job", "engine_on_cpu", "run_job"]
 
@@ -168,14 +168,19 @@ class Job:
                 f"{warm[0].error_text}"
             )
 
-    def _level_specs(self) -> tuple[list[RequestSpec], list[LevelSpec]]:
+    def _level_specs(self, endpoint: Endpoint) -> tuple[list[RequestSpec], list[LevelSpec]]:
         """The warm-up's specs and every level's: one distinct prompt per request of the
-        job, in the order the job sends them (a resumed job gives each level the same)."""
-        load = self.bench.load
+        job, in the order the job sends them (a resumed job gives each level the same);
+        multi-turn sessions whole. Prompt tokens are counted by the engine's tokenizer
+        where the workload asks for it."""
+        load, workload = self.bench.load, self.bench.workload
         loads = load.levels()
-        counts = [load.requests_for_level(c) for c, _ in loads]
-        warmups = load.warmup_requests
-        specs = build_specs(self.bench.workload, warmups + sum(counts))
+        counts = [whole_units(workload, load.requests_for_level(c)) for c, _ in loads]
+        warmups = whole_units(workload, load.warmup_requests) if load.warmup_requests else 0
+        counter = make_counter(
+            workload, endpoint, (self.environment.get("model") or {}).get("path")
+        )
+        specs = build_specs(workload, warmups + sum(counts), counter)
         levels, first_id = [], 0
         for index, ((concurrency, rate), count) in enumerate(zip(loads, counts, strict=True)):
             offset = warmups + first_id
@@ -190,7 +195,7 @@ class Job:
 
     def _run_levels(self) -> None:
         endpoint = self._endpoint()
-        warm_specs, levels = self._level_specs()
+        warm_specs, levels = self._level_specs(endpoint)
         if warm_specs:
             self._warm_up(endpoint, warm_specs)
         mode = self.bench.load.mode

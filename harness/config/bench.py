@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config.checks import require_choice, require_positive
+from harness.config.checks import ConfigError, require_choice, require_positive
 from harness.config.engine import EngineConfig
 from harness.config.load import LoadConfig
 from harness.config.model import ModelConfig
@@ -45,6 +45,12 @@ class BenchConfig:
     def validate(self) -> None:
         require_choice("on_failure", self.on_failure, ON_FAILURE)
         require_positive("min_free_disk_mib", self.min_free_disk_mib, allow_zero=True)
+        if (self.workload.kind == "trace") != (self.load.mode == "trace"):
+            raise ConfigError(
+                f"workload.kind={self.workload.kind!r} with load.mode={self.load.mode!r}: a trace "
+                "is replayed at its own times, so workload=trace goes with load=trace and "
+                "load=trace with workload=trace"
+            )
 
 
 def register() -> None:

@@ -16,12 +16,15 @@ class LoadConfig:
     mode=rate: open loop, one level per `rate` entry (requests/s, `arrival` schedule),
     at most `max_concurrency` in flight (0: no cap).
     mode=burst: one level per `concurrency` entry, fired in waves of N at once.
+    mode=trace: open loop at a trace's own send times (workload.kind=trace), one level per
+    `speedup` entry (2: twice as fast), at most `max_concurrency` in flight (0: no cap).
     A level ends after `requests_per_level` requests or `max_duration_s`, whichever first.
     """
 
     mode: str = "concurrency"
     concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     rate: list[float] = field(default_factory=list)
+    speedup: list[float] = field(default_factory=lambda: [1.0])
     arrival: str = "poisson"
     max_concurrency: int = 0
     requests_per_level: int = 16
@@ -52,6 +55,11 @@ class LoadConfig:
             for rate in self.rate:
                 if rate <= 0:
                     raise ConfigError(f"load.rate contains {rate!r}; every rate must be > 0")
+        elif self.mode == "trace":
+            if not self.speedup or any(factor <= 0 for factor in self.speedup):
+                raise ConfigError(
+                    f"load.speedup={self.speedup!r} is not valid; give factors > 0, e.g. [1,2]"
+                )
         else:
             if not self.concurrency:
                 raise ConfigError("load.concurrency is empty; give at least one level, e.g. [1,4]")
@@ -73,13 +81,15 @@ class LoadConfig:
         require_positive("load.goodput_tpot_ms", self.goodput_tpot_ms)
 
     def levels(self) -> list[tuple[int, float | None]]:
-        """(concurrency, rate) of every level, in order."""
+        """(concurrency, rate) of every level, in order; for a trace, (cap, speed-up)."""
         if self.mode == "rate":
             return [(self.max_concurrency, float(rate)) for rate in self.rate]
+        if self.mode == "trace":
+            return [(self.max_concurrency, float(factor)) for factor in self.speedup]
         return [(level, None) for level in self.concurrency]
 
     def requests_for_level(self, concurrency: int) -> int:
         """Requests sent at one level: the configured count, raised to cover every worker."""
-        if self.mode == "rate":
+        if self.mode in ("rate", "trace"):
             return self.requests_per_level
         return max(self.requests_per_level, concurrency * self.min_requests_per_worker)

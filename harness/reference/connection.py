@@ -14,6 +14,16 @@ from harness.reference.behaviour import Behaviour
 from harness.reference.stream import OllamaStream, Stream, json_response
 
 
+def tokenized(raw: bytes) -> dict[str, Any]:
+    """llama.cpp's POST /tokenize, with a word as a token, as the server's usage counts."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = {}
+    text = body.get("content") if isinstance(body, dict) else None
+    return {"tokens": list(range(len(str(text or "").split())))}
+
+
 class Connection(asyncio.Protocol):
     """A minimal HTTP/1.1 server connection: enough for OpenAI-style clients, and cheap,
     so that the instrument is not the bottleneck it is meant to measure."""
@@ -84,6 +94,8 @@ class Connection(asyncio.Protocol):
                 b.lateness_ms.clear()
             prompts = b.prompts.stats()
             self.write(json_response(200, {"lateness_ms": lateness, "prompts": prompts}))
+        elif method == "POST" and path == "/tokenize":
+            self.write(json_response(200, tokenized(body)))
         elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             self._start_stream(body, chat=path.endswith("chat/completions"))
             return

@@ -68,11 +68,16 @@ def test_a_shared_prefix_workload_repeats_its_prefix(
 ) -> None:
     url = start_reference_server(ttft_ms=2, itl_ms=1)
     result = bench_against(
-        url, tmp_path, "workload=shared-prefix", CONCURRENCY="1,2", REQUESTS="4", MAX_TOKENS="4"
+        url,
+        tmp_path,
+        "workload=shared-prefix workload.prefix_groups=1",  # one group: the warm-up's
+        CONCURRENCY="1,2",
+        REQUESTS="4",
+        MAX_TOKENS="4",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = read_summary(only_run_dir(tmp_path))
     assert server_stats(url)["prompts"]["repeated"] == 0
     for level in summary["levels"]:
-        # 256 shared words of about 290: the server's cache would have held most of each
+        # 256 shared tokens of 288: the server's cache would have held most of each
         assert level["prefix_cache_hit_rate"] > 0.5

@@ -41,6 +41,8 @@ def test_every_config_group_option_composes() -> None:
                 overrides.append("engine.url=http://127.0.0.1:1/v1")
             if option.stem == "served":
                 overrides.append("model.served_name=x")
+            if option.stem == "trace":  # a trace goes with its replay, and only with it
+                overrides.append("load=trace" if group == "workload" else "workload=trace")
             bench = compose_bench(*overrides)
             if group == "experiment":
                 assert bench.experiment.name == option.stem

@@ -1,0 +1,70 @@
+"""Seeded synthetic prompts (in words, or of an exact token count) and the original
+write-up's prompts, each request's distinct from the others'."""
+
+from __future__ import annotations
+
+import random
+
+from harness.client.endpoint import RequestSpec
+from harness.config import WorkloadConfig
+from harness.workload.fit import exact_text
+from harness.workload.lengths import output_length, prompt_length
+from harness.workload.prefix import group_of, group_prefixes
+from harness.workload.tokens import TokenCounter
+from harness.workload.words import WORDS, opening, seeded_words
+
+
+def user_budget(counter: TokenCounter, total: int, system: str | None) -> int:
+    """Tokens left for the user message when the server should count `total` beyond the
+    shared prefix: the chat template's share comes off."""
+    return max(1, total - (counter.template_tokens[bool(system)] or 0))
+
+
+def synthetic_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> list[RequestSpec]:
+    """Seeded prompts and output lengths from the configured distributions. With a real
+    tokenizer each prompt counts exactly prompt_tokens (beyond its shared prefix, chat
+    template included); with words, prompt_tokens words."""
+    rng = random.Random(cfg.seed)
+    prefixes = group_prefixes(cfg, counter)
+    specs = []
+    for index in range(count):
+        prompt_len, output_len = prompt_length(rng, cfg), output_length(rng, cfg)
+        system, group = group_of(prefixes, index)
+        if counter.source == "words":
+            prompt = " ".join([opening(index), *seeded_words(rng, prompt_len - 2, WORDS)])
+        else:
+            prompt = exact_text(counter, index, rng, user_budget(counter, prompt_len, system))
+        specs.append(spec_of(counter, prompt, output_len, system, group))
+    return specs
+
+
+def spec_of(
+    counter: TokenCounter,
+    prompt: str,
+    max_tokens: int,
+    system: str | None = None,
+    group: int | None = None,
+    **fields: object,
+) -> RequestSpec:
+    """A spec with the prompt tokens the counter expects the server to count."""
+    expected = counter.prompt_tokens(prompt, system)
+    return RequestSpec(
+        prompt=prompt,
+        max_tokens=max_tokens,
+        system=system,
+        prompt_tokens_expected=expected,
+        prompt_tokens_expected_source=counter.source if expected is not None else None,
+        prefix_group=group,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def prompt_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> list[RequestSpec]:
+    """The configured prompts round-robin, each behind its request's own opening."""
+    prefixes = group_prefixes(cfg, counter)
+    specs = []
+    for index in range(count):
+        system, group = group_of(prefixes, index)
+        prompt = f"{opening(index)} {cfg.prompts[index % len(cfg.prompts)]}"
+        specs.append(spec_of(counter, prompt, cfg.max_tokens, system, group))
+    return specs
