@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -321,6 +321,56 @@ def test_a_failed_submitit_job_with_on_failure_stop_stops_the_next_one(tmp_path:
     assert "on_failure=stop" in result.stderr
     summaries = [read_summary(d) for d in tmp_path.rglob("summary.json") for d in [d.parent]]
     assert [s["status"] for s in summaries] == ["failed"]  # the second job never started
+
+
+@submitit_only
+def test_ctrl_c_on_the_submitting_host_interrupts_the_running_job(tmp_path: Path) -> None:
+    with reference_server(ttft_ms=100, itl_ms=50, model="ref-model") as url:
+        args = ["make", "--no-print-directory", "sweep", f"RESULTS={tmp_path}"]
+        args += ["LAUNCHER=submitit_local", "ENGINE=openai", "MODEL=ref-model"]
+        args += ["CONCURRENCY=1", "REQUESTS=100", "MAX_TOKENS=16"]  # about 80 s a job
+        args += [f"ARGS=engine.url={url},{url} print_table=false"]
+        sweep = subprocess.Popen(
+            args,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own group, as a terminal's foreground job
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            _wait_for(lambda: _measured_one_request(tmp_path), deadline_s=120)
+            os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C sends the foreground group
+            output, _ = sweep.communicate(timeout=120)
+        finally:
+            if sweep.poll() is None:
+                os.killpg(sweep.pid, signal.SIGKILL)
+                sweep.wait()
+    assert sweep.returncode != 0
+    assert "cancelling 1 unfinished job" in output
+    summaries = [read_summary(p.parent) for p in tmp_path.rglob("summary.json")]
+    assert [s["status"] for s in summaries] == ["interrupted"]  # the next job never started
+    assert _processes_naming(tmp_path) == []  # no job or controller of the sweep is left
+
+
+def _measured_one_request(results: Path) -> bool:
+    return any(path.stat().st_size > 0 for path in results.rglob("requests.jsonl"))
+
+
+def _processes_naming(folder: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if str(folder) in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def _wait_for(condition: Callable[[], bool], deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
 
 
 @pytest.mark.engine
