@@ -171,3 +171,20 @@ def test_sharegpt_sends_first_turns_of_a_local_copy(reference: str, tmp_path: Pa
     assert len(prompts) == 60
     assert "within +-1" in stdout
     assert server_stats(reference)["prompts"]["repeated"] == 0
+
+
+def test_multi_turn_sessions_through_ollama_s_native_chat(reference: str, tmp_path: Path) -> None:
+    run_dir, _ = run(
+        reference,
+        tmp_path,
+        "workload=multi-turn workload.turns=2 workload.think_time_s=0 workload.prompt_tokens=8",
+        "engine.ollama_native_api=true",
+        CONCURRENCY="1",
+        REQUESTS="4",
+        MAX_TOKENS="3",
+    )
+    records = sorted(records_of(run_dir), key=lambda r: r["request_id"])
+    assert [(r["session"], r["turn"]) for r in records] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    # the second turn carries the first, its 3-token reply and 8 new words
+    assert [r["prompt_tokens"] for r in records] == [8, 18, 8, 18]
+    assert server_stats(reference)["prompts"]["repeated"] == 0
