@@ -34,8 +34,9 @@ def test_bench_measures_a_running_openai_compatible_server(
     assert summary["status"] == "complete"
     assert [lv["concurrency"] for lv in summary["levels"]] == [1, 4]
     for level in summary["levels"]:
-        assert level["requests_ok"] == 8 and level["requests_failed"] == 0
-        assert level["output_tokens_total"] == 8 * 12
+        sent = {1: 8, 4: 16}[level["concurrency"]]  # at least 4 requests per worker
+        assert level["requests_ok"] == sent and level["requests_failed"] == 0
+        assert level["output_tokens_total"] == sent * 12
         assert level["ttft_ms"]["p50"] == pytest.approx(20, abs=10)
         # a server on this machine: its GPU's memory where NVML answers; no process of
         # ours to measure otherwise
@@ -43,7 +44,7 @@ def test_bench_measures_a_running_openai_compatible_server(
         assert level["peak_memory_kind"] == expected_kind
         assert (level["peak_memory_mib"] is None) == (expected_kind is None)
     records = [json.loads(x) for x in (run_dir / "requests.jsonl").read_text().splitlines()]
-    assert len(records) == 16
+    assert len(records) == 24
     for record in records:  # wall and monotonic clocks tell the same duration
         wall_s = record["end_wall_s"] - record["start_wall_s"]
         assert wall_s == pytest.approx(record["e2e_ms"] / 1000, abs=0.05)

@@ -174,6 +174,7 @@ def test_http_errors_are_counted_by_type_and_the_level_marked_failed(
             "load.warmup_requests=0",
             "load.concurrency=[2]",
             "load.requests_per_level=4",
+            "load.min_requests_per_worker=2",
         )
     )
     summary = read_summary(only_run_dir(tmp_path))
@@ -212,6 +213,7 @@ def test_resume_skips_finished_levels_and_runs_the_rest(
         url,
         "load.concurrency=[1,2,4]",
         "load.requests_per_level=2",
+        "load.min_requests_per_worker=2",
         "workload.max_tokens=20",
     )
     process = start_bench(*overrides)
