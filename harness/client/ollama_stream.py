@@ -3,17 +3,15 @@ a record, with the engine's own timings from its final object."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
 
 from harness.client.errors import (
-    ERROR_TEXT_LIMIT,
     IncompleteStream,
     MalformedStream,
-    StreamError,
 )
+from harness.client.messages import count_chunks_without_usage, parse_message, take_content
 from harness.records import RequestRecord
 
 NS_PER_MS = 1_000_000
@@ -40,7 +38,6 @@ class NDJSONReader:
         self.record = record
         self.buffer = b""
         self.done = False
-        self.content_chunks = 0
 
     def feed(self, raw: bytes, arrival_ms: float) -> None:
         *lines, self.buffer = (self.buffer + raw).split(b"\n")
@@ -49,22 +46,10 @@ class NDJSONReader:
                 self.on_line(line, arrival_ms)
 
     def on_line(self, line: bytes, arrival_ms: float) -> None:
-        try:
-            message = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedStream(f"line is not JSON ({exc}): {line[:120]!r}") from exc
-        if not isinstance(message, dict):
-            raise MalformedStream(f"line is not a JSON object: {line[:120]!r}")
-        if "error" in message:
-            raise StreamError(json.dumps(message["error"])[:ERROR_TEXT_LIMIT])
+        message = parse_message(line, "line")
         text = (message.get("message") or {}).get("content") or message.get("response") or ""
-        record = self.record
         if isinstance(text, str) and text:
-            self.content_chunks += 1
-            record.output_chars += len(text)
-            record.chunk_times_ms.append(arrival_ms)
-            if record.ttft_ms is None:
-                record.ttft_ms = arrival_ms
+            take_content(self.record, text, arrival_ms)
         if message.get("done"):
             self.done = True
             self.take_final(message)
@@ -89,9 +74,7 @@ class NDJSONReader:
                 raise IncompleteStream(
                     f"stream ended inside a line: {self.buffer[:120]!r}"
                 ) from exc
-        if self.record.output_tokens_source != "usage" and self.content_chunks:
-            self.record.output_tokens = self.content_chunks
-            self.record.output_tokens_source = "chunk_count"
+        count_chunks_without_usage(self.record)
         if not self.done:
             raise IncompleteStream("stream ended without its final done object")
 

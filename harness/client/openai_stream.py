@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
 
 from harness.client.errors import (
-    ERROR_TEXT_LIMIT,
     IncompleteStream,
     MalformedStream,
-    StreamError,
 )
+from harness.client.messages import count_chunks_without_usage, parse_message, take_content
 from harness.client.sse import SSEParser
 from harness.records import RequestRecord
 
@@ -36,30 +34,16 @@ class StreamState:
     def __init__(self, record: RequestRecord) -> None:
         self.record = record
         self.done = False
-        self.content_chunks = 0
 
     def on_event(self, data: str, arrival_ms: float) -> None:
         if data.strip() == "[DONE]":
             self.done = True
             return
-        try:
-            # orjson: the client parses every chunk of every stream on one event loop
-            message = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedStream(f"event is not JSON ({exc}): {data[:120]!r}") from exc
-        if not isinstance(message, dict):
-            raise MalformedStream(f"event is not a JSON object: {data[:120]!r}")
-        if "error" in message:
-            raise StreamError(json.dumps(message["error"])[:ERROR_TEXT_LIMIT])
+        message = parse_message(data, "event")
         for choice in message.get("choices") or ():
             text = content_of(choice)
             if text:
-                record = self.record
-                self.content_chunks += 1
-                record.output_chars += len(text)
-                record.chunk_times_ms.append(arrival_ms)
-                if record.ttft_ms is None:
-                    record.ttft_ms = arrival_ms
+                take_content(self.record, text, arrival_ms)
             if choice.get("finish_reason"):
                 self.record.finish_reason = choice["finish_reason"]
         usage = message.get("usage")
@@ -87,10 +71,7 @@ class StreamState:
             raise IncompleteStream(f"stream ended inside an event: {data[:120]!r}") from exc
 
     def finish(self) -> None:
-        if self.record.output_tokens_source != "usage" and self.content_chunks:
-            # The server sent no usage: fall back to chunks, and say so in the record.
-            self.record.output_tokens = self.content_chunks
-            self.record.output_tokens_source = "chunk_count"
+        count_chunks_without_usage(self.record)
         if not self.done and self.record.finish_reason is None:
             raise IncompleteStream("stream ended without [DONE] or a finish_reason")
 
