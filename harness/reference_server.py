@@ -6,7 +6,9 @@ every ITL, so delays never drift; `tokens_per_event` tokens each), a finish chun
 empty delta, a usage-only chunk and `[DONE]`. It keeps every prompt it was sent, reports
 the words a prefix cache would have reused as `cached_tokens`, and serves at `GET /stats`
 its timers' lateness and how many prompts repeated; POST /tokenize counts a
-prompt's words as llama.cpp's endpoint counts tokens. Fault modes make it misbehave in one
+prompt's words as llama.cpp's endpoint counts tokens. With `slots` S it serves at most S
+streams at once and the rest wait their turn (a server whose latency grows with load);
+GET /metrics exports the streams running and waiting. Fault modes make it misbehave in one
 defined way each, for the fault tests. Run it with
 `python -m harness.reference_server --port 8000`.
 """
@@ -82,6 +84,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-after-tokens", type=int, default=3)
     parser.add_argument("--model", default="reference")
     parser.add_argument("--api-key-env", help="require the key held in this variable")
+    parser.add_argument(
+        "--slots", type=int, default=0, help="serve at most this many streams at once (0: all)"
+    )
     return parser.parse_args(argv)
 
 
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_after_tokens=args.fault_after_tokens,
         model=args.model,
         api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
+        slots=args.slots,
     )
     try:
         import uvloop  # optional: a faster event loop where installed

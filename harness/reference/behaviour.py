@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from harness.reference.slots import Slots
+
 FAULTS = (
     "none",  # a well-formed stream
     "http_500",  # HTTP 500 with a JSON error body
@@ -33,10 +35,13 @@ class Behaviour:
     fault_after_tokens: int = 3
     model: str = "reference"
     api_key: str | None = None  # when set, requests must carry "Authorization: Bearer <key>"
+    # at most this many streams served at once, the rest wait in arrival order (0: no limit)
+    slots: int = 0
     # How late each content chunk left the server versus its schedule (ms): the server's
     # own share of any timing error, served at GET /stats.
     lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
     prompts: PromptLog = field(default_factory=lambda: PromptLog())
+    queue: Slots = field(init=False)
 
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
@@ -47,6 +52,9 @@ class Behaviour:
             )
         if self.tokens_per_event < 1:
             raise ValueError(f"tokens_per_event={self.tokens_per_event!r} must be >= 1")
+        if self.slots < 0:
+            raise ValueError(f"slots={self.slots!r} must be >= 0 (0: no limit)")
+        self.queue = Slots(self.slots)
 
 
 class PromptLog:

@@ -11,7 +11,7 @@ import orjson
 
 from harness.metrics import describe
 from harness.reference.behaviour import Behaviour
-from harness.reference.stream import OllamaStream, Stream, json_response
+from harness.reference.stream import OllamaStream, Stream, json_response, text_response
 
 
 def tokenized(raw: bytes) -> dict[str, Any]:
@@ -40,6 +40,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.stream:
             self.stream.cancel()
+            self.behaviour.queue.release(self.stream)
         self.transport = None
 
     def write(self, data: bytes) -> None:
@@ -51,6 +52,8 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def stream_done(self) -> None:
+        if self.stream:
+            self.behaviour.queue.release(self.stream)
         self.stream = None
         self._next_request()
 
@@ -92,8 +95,11 @@ class Connection(asyncio.Protocol):
             lateness = describe(list(b.lateness_ms))
             if "reset" in query:
                 b.lateness_ms.clear()
-            prompts = b.prompts.stats()
-            self.write(json_response(200, {"lateness_ms": lateness, "prompts": prompts}))
+            prompts, slots = b.prompts.stats(), b.queue.stats()
+            body = {"lateness_ms": lateness, "prompts": prompts, "slots": slots}
+            self.write(json_response(200, body))
+        elif method == "GET" and path == "/metrics":
+            self.write(text_response(b.queue.prometheus()))
         elif method == "POST" and path == "/tokenize":
             self.write(json_response(200, tokenized(body)))
         elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
@@ -117,4 +123,4 @@ class Connection(asyncio.Protocol):
             self.write(json_response(status, {"error": {"message": f"injected {status}"}}))
             return self._next_request()
         self.stream = stream_class(self, body, chat)
-        self.stream.begin()
+        self.behaviour.queue.admit(self.stream)

@@ -64,13 +64,25 @@ def json_response(status: int, body: Any) -> bytes:
     return head.encode() + data
 
 
+def text_response(text: str) -> bytes:
+    """A 200 with a plain-text body (Prometheus' text format at GET /metrics)."""
+    data = text.encode()
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: keep-alive\r\n\r\n"
+    )
+    return head.encode() + data
+
+
 class Stream:
     """One streamed response, written by timer callbacks on an absolute schedule."""
 
     def __init__(self, connection: Connection, body: dict[str, Any], chat: bool) -> None:
         self.connection, self.chat = connection, chat
         self.behaviour = behaviour = connection.behaviour
-        self.started = time.perf_counter()
+        # received: when the request was parsed; started: when it got a slot (the same
+        # without a slot limit), from which its schedule runs
+        self.received = self.started = time.perf_counter()
         self.tokens = int(self.max_tokens_of(body) or behaviour.output_tokens)
         self.finish_reason = "length"
         if behaviour.fault == "stop_early":  # an engine that ignores ignore_eos
@@ -90,6 +102,7 @@ class Stream:
         return body.get("max_tokens")
 
     def begin(self) -> None:
+        self.started = time.perf_counter()
         first = _STREAM_HEAD
         if self.chat:
             role = {
@@ -151,7 +164,11 @@ class Stream:
             }
             # when it parsed the request and wrote the first content, on the monotonic
             # clock the client shares: the server's own part of any timing error
-            timings = {"received_mono_s": self.started, "first_content_mono_s": self.first_written}
+            timings = {
+                "received_mono_s": self.received,
+                "served_mono_s": self.started,
+                "first_content_mono_s": self.first_written,
+            }
             out += framed(_chunk(b.model, self.created, [], usage=usage, timings=timings))
         return out + framed(b"data: [DONE]\n\n") + b"0\r\n\r\n"
 
@@ -176,6 +193,7 @@ class OllamaStream(Stream):
         return (body.get("options") or {}).get("num_predict")
 
     def begin(self) -> None:
+        self.started = time.perf_counter()
         self.connection.write(_NDJSON_HEAD)
         self._schedule(0)
 
