@@ -24,6 +24,10 @@ CTX     ?=
 GPU_GB  ?=
 # make compare
 BASELINE ?=
+# make capacity SLO="ttft_p99_ms=500,tpot_p99_ms=50" [LOAD=rate]; make bench REPEATS=3
+SLO     ?=
+LOAD    ?=
+REPEATS ?=
 
 comma := ,
 # A MODEL with a file in conf/model/ picks that config; any other name is the name of a
@@ -38,13 +42,14 @@ OVERRIDES = \
 	$(if $(MAX_TOKENS),workload.max_tokens=$(MAX_TOKENS)) \
 	$(if $(EXP),experiment=$(EXP)) \
 	$(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) \
+	$(if $(REPEATS),repeats=$(REPEATS)) \
 	results=$(RESULTS) \
 	$(ARGS)
 
-.PHONY: help setup bench sweep report compare fit calibrate up down test test-unit test-gpu lint format clean
+.PHONY: help setup bench capacity sweep report compare fit calibrate up down test test-unit test-gpu lint format clean
 
 help:
-	@echo "make bench | sweep | report | compare | fit | calibrate | up | down | test | lint"
+	@echo "make bench | capacity | sweep | report | compare | fit | calibrate | up | down | test | lint"
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +61,11 @@ setup: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m harness.bench $(OVERRIDES)
+
+# The highest load meeting the SLO: closed-loop users, or requests/s with LOAD=rate.
+capacity: $(STAMP)
+	@test -n "$(SLO)" || { echo 'make capacity needs SLO="ttft_p99_ms=500,tpot_p99_ms=50"' >&2; exit 2; }
+	$(PY) -m harness.bench $(if $(filter rate,$(LOAD)),load=poisson) $(OVERRIDES) "capacity.slo='$(SLO)'"
 
 sweep: $(STAMP)
 	$(PY) -m harness.bench --multirun $(OVERRIDES)

@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from harness.capacity import capacity_line
 from harness.cluster import sweep_batch
 from harness.cluster.placement import describe as describe_placement
 from harness.config import ConfigError, register, to_bench_config
@@ -77,6 +78,8 @@ def main(cfg: DictConfig) -> str:
     if note := closing_note(summary):
         print(note)
     print(f"run directory: {run_dir}")
+    if line := capacity_line(summary):
+        print(line)
     if summary["status"] != "complete":
         print(f"run {summary['status']}: {summary.get('error')}", file=sys.stderr)
         if not multirun:

@@ -79,7 +79,8 @@ def trace_offsets_s(specs: Sequence[RequestSpec], speedup: float) -> list[float]
 
 @dataclass
 class LevelSpec:
-    """Which level of the job: its place, its load, its requests and their first id."""
+    """Which level of the job: its place, its load, its requests and their first id, and
+    which repeat of its load it is."""
 
     index: int
     concurrency: int
@@ -87,6 +88,7 @@ class LevelSpec:
     count: int
     first_id: int
     specs: Sequence[RequestSpec]
+    repeat: int = 0  # which pass over the ladder (repeats=K: 0 to K-1)
 
 
 class LevelRunner:
@@ -145,6 +147,7 @@ class LevelRunner:
             status = level_status(records, self.engine.alive())
         finally:
             summary = self.summarise(records, plan, status, outcome)
+            summary["repeat"] = level.repeat
             after = self.engine.scrape() if self.engine.alive() else {}
             summary["engine_metrics"] = {"before": metrics_before, "after": after}
             summary.update(engine_prefix_cache(metrics_before, after))
@@ -198,7 +201,8 @@ class LevelRunner:
         return level
 
     def speedup_of(self, plan: LevelPlan) -> float:
-        return float(self.bench.load.levels()[plan.level_index][1] or 1.0)
+        levels = self.bench.load.levels()  # a repeat's index runs on past one pass
+        return float(levels[plan.level_index % len(levels)][1] or 1.0)
 
     def memory(self, records: list[RequestRecord]) -> dict[str, Any]:
         if not records or not self.sampler:

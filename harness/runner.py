@@ -21,10 +21,11 @@ from harness.config import BenchConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
 from harness.engines.base import log_tail
 from harness.environment import config_hash, machine_info, software_info
-from harness.levels import LevelRunner, LevelSpec, level_name
+from harness.levels import LevelRunner, level_name
 from harness.records import RequestRecord
 from harness.report.table import run_table
 from harness.resume import prepare_resume
+from harness.schedule import Schedule, job_schedule
 from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter
 from harness.summary import add_level, new_summary, now_utc, predicted_memory
 from harness.telemetry.policy import (
@@ -34,7 +35,7 @@ from harness.telemetry.policy import (
     gpu_mode_for,
 )
 from harness.telemetry.sampler import Sampler
-from harness.workload import build_specs, make_counter, whole_units
+from harness.workload import build_specs, make_counter
 
 __all__ = ["EngineDied", "Job", "engine_on_cpu", "run_job"]
 
@@ -65,6 +66,7 @@ class Job:
             "config": resolved,
         }
         self.sampler: Sampler | None = None
+        self.schedule: Schedule | None = None
 
     def _write_environment(self, **extra: Any) -> None:
         self.environment.update(extra)
@@ -168,40 +170,40 @@ class Job:
                 f"{warm[0].error_text}"
             )
 
-    def _level_specs(self, endpoint: Endpoint) -> tuple[list[RequestSpec], list[LevelSpec]]:
-        """The warm-up's specs and every level's: one distinct prompt per request of the
+    def _schedule(self, endpoint: Endpoint) -> tuple[list[RequestSpec], Schedule]:
+        """The warm-up's specs and the job's levels: one distinct prompt per request of the
         job, in the order the job sends them (a resumed job gives each level the same);
         multi-turn sessions whole. Prompt tokens are counted by the engine's tokenizer
         where the workload asks for it."""
-        load, workload = self.bench.load, self.bench.workload
-        loads = load.levels()
-        counts = [whole_units(workload, load.requests_for_level(c)) for c, _ in loads]
-        warmups = whole_units(workload, load.warmup_requests) if load.warmup_requests else 0
+        workload = self.bench.workload
         counter = make_counter(
             workload, endpoint, (self.environment.get("model") or {}).get("path")
         )
-        specs = build_specs(workload, warmups + sum(counts), counter)
-        levels, first_id = [], 0
-        for index, ((concurrency, rate), count) in enumerate(zip(loads, counts, strict=True)):
-            offset = warmups + first_id
-            mine = specs[offset : offset + count]
-            levels.append(LevelSpec(index, concurrency, rate, count, first_id, mine))
-            first_id += count
-        return specs[:warmups], levels
+        return job_schedule(self.bench, lambda count: build_specs(workload, count, counter))
 
     def _on_level(self, level: dict[str, Any]) -> None:
         add_level(self.summary, level)
+        self._tell_schedule(level)
         self.writer.write_summary(self.summary)
+
+    def _tell_schedule(self, level: dict[str, Any]) -> None:
+        """A capacity search picks its next probe from this one and keeps its result."""
+        if self.schedule is None:
+            return
+        self.schedule.on_level(level)
+        if (result := self.schedule.result()) is not None:
+            self.summary["capacity"] = result
 
     def _run_levels(self) -> None:
         endpoint = self._endpoint()
-        warm_specs, levels = self._level_specs(endpoint)
+        warm_specs, self.schedule = self._schedule(endpoint)
         if warm_specs:
             self._warm_up(endpoint, warm_specs)
         mode = self.bench.load.mode
+        stored = {lv.get("level_index"): lv for lv in self.summary["levels"]}
         with (
             logging_redirect_tqdm(),
-            tqdm(total=sum(lv.count for lv in levels), unit="req", desc="benchmark") as bar,
+            tqdm(total=self.schedule.total, unit="req", desc="benchmark") as bar,
         ):
 
             def on_record(record: RequestRecord) -> None:
@@ -218,13 +220,14 @@ class Job:
                 self._on_level,
                 predicted,
             )
-            for level in levels:
+            for level in self.schedule:
                 name = level_name(mode, level.concurrency, level.rate)
                 if level.index in self.done_levels:
                     log.info(
                         "level %d (%s) already finished: skipped (resume)", level.index + 1, name
                     )
                     bar.update(level.count)
+                    self._tell_schedule(stored[level.index])
                     continue
                 if not self.engine.alive():
                     raise EngineDied(

@@ -6,6 +6,7 @@ machine), the whole job's schema with its registration in ``bench``, the shared 
 """
 
 from harness.config.bench import ON_FAILURE, BenchConfig, register, to_bench_config
+from harness.config.capacity import CapacityConfig, parse_slo, target_metric
 from harness.config.checks import ConfigError, require_choice, require_positive
 from harness.config.engine import (
     DEFAULT_KV_CACHE_TYPE,
@@ -42,6 +43,7 @@ __all__ = [
     "SECRET_QUERY_NAME",
     "WORKLOAD_KINDS",
     "BenchConfig",
+    "CapacityConfig",
     "ConfigError",
     "EngineConfig",
     "ExperimentConfig",
@@ -52,6 +54,7 @@ __all__ = [
     "WorkloadConfig",
     "kv_cache_type_for",
     "machine_id",
+    "parse_slo",
     "redacted_url",
     "refuse_secret_arguments",
     "refuse_secret_in_url",
@@ -59,6 +62,7 @@ __all__ = [
     "require_choice",
     "require_positive",
     "slug",
+    "target_metric",
     "to_bench_config",
     "utc_stamp",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config.capacity import SEARCH_LOADS, CapacityConfig
 from harness.config.checks import ConfigError, require_choice, require_positive
 from harness.config.engine import EngineConfig
 from harness.config.load import LoadConfig
@@ -32,6 +33,7 @@ class BenchConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     machine: MachineConfig = field(default_factory=MachineConfig)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
     results: str = "results"
     seed: int = 0
     print_table: bool = True
@@ -41,16 +43,36 @@ class BenchConfig:
     on_failure: str = "continue"
     # Refuse to start with less free space than this under `results`.
     min_free_disk_mib: int = 200
+    # Each level runs this many times (the ladder once over, then again), engine kept up.
+    repeats: int = 1
 
     def validate(self) -> None:
         require_choice("on_failure", self.on_failure, ON_FAILURE)
         require_positive("min_free_disk_mib", self.min_free_disk_mib, allow_zero=True)
+        require_positive("repeats", self.repeats)
+        if self.capacity.enabled:
+            self.validate_search()
         if (self.workload.kind == "trace") != (self.load.mode == "trace"):
             raise ConfigError(
                 f"workload.kind={self.workload.kind!r} with load.mode={self.load.mode!r}: a trace "
                 "is replayed at its own times, so workload=trace goes with load=trace and "
                 "load=trace with workload=trace"
             )
+
+    def validate_search(self) -> None:
+        """A capacity search probes closed-loop users or open-loop rates, one at a time."""
+        if self.load.mode not in SEARCH_LOADS:
+            raise ConfigError(
+                f"capacity.slo with load.mode={self.load.mode!r}: the search probes "
+                f"{' or '.join(SEARCH_LOADS)} (load=ladder, or load=poisson for requests/s)"
+            )
+        if self.repeats != 1:
+            raise ConfigError("capacity.slo with repeats > 1: each probe runs once")
+        capacity = self.capacity
+        if self.load.mode == "concurrency" and not all(
+            float(v).is_integer() for v in (capacity.start, capacity.max_load)
+        ):
+            raise ConfigError("capacity.start and capacity.max_load count users: integers")
 
 
 def register() -> None:
@@ -69,7 +91,8 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
     structured = OmegaConf.merge(OmegaConf.structured(BenchConfig), node)
     bench = OmegaConf.to_object(structured)
     assert isinstance(bench, BenchConfig)
-    for section in (bench.engine, bench.model, bench.workload, bench.load, bench.telemetry):
+    sections = (bench.engine, bench.model, bench.workload, bench.load, bench.telemetry)
+    for section in (*sections, bench.capacity):
         section.validate()
     bench.validate()
     return bench

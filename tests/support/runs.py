@@ -11,10 +11,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_bench(
-    results: Path, timeout_s: float = 600, **variables: str
+    results: Path, timeout_s: float = 600, target: str = "bench", **variables: str
 ) -> subprocess.CompletedProcess:
-    """`make bench VAR=value ...` with RESULTS pointing at `results`."""
-    args = ["make", "--no-print-directory", "bench", f"RESULTS={results}"]
+    """`make bench VAR=value ...` (or another target) with RESULTS pointing at `results`."""
+    args = ["make", "--no-print-directory", target, f"RESULTS={results}"]
     args += [f"{key}={value}" for key, value in variables.items()]
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
 
