@@ -20,10 +20,8 @@ WORKLOAD_KNOBS = {
     "workload_output_tokens_stddev": ("synthetic",),
 }
 
-# What makes two runs measurements of the same thing (a "cell"), machine aside: the same
-# engine build with the same settings, sent the same shape of requests.
-CELL_KEYS = (
-    "experiment",
+# The deployment and what it was sent: a run's identity, less where it ran and when.
+DEPLOYMENT_KEYS = (
     "engine",
     "engine_kind",
     "engine_version",
@@ -40,8 +38,10 @@ CELL_KEYS = (
     "workload_shared_prefix_tokens",
     "workload_ignore_eos",
     "max_tokens",
-    "load_mode",
 )
+# What makes two runs measurements of the same thing (a "cell"), machine aside: the same
+# engine build with the same settings, sent the same shape of requests.
+CELL_KEYS = ("experiment", *DEPLOYMENT_KEYS, "load_mode")
 # One line in a figure, one row in a table: a cell on one machine.
 SERIES_KEYS = ("machine_id", *CELL_KEYS)
 # Keys that tables and labels leave to the engine or workload name where that name tells

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.config import kv_cache_type_for
 from harness.metrics import DISTRIBUTION_METRICS, FROM_DUE_METRICS, METRICS, MIN_SAMPLES, STATISTICS
-from harness.report.cells import ENGINE_KNOBS, WORKLOAD_KNOBS
+from harness.report.cells import DEPLOYMENT_KEYS, ENGINE_KNOBS, WORKLOAD_KNOBS
 from harness.store import ENVIRONMENT_FILE, SUMMARY_FILE
 
 RUN_COLUMNS = (
@@ -23,25 +23,7 @@ RUN_COLUMNS = (
     "machine_label",
     "gpu_name",
     "cpu",
-    "engine",
-    "engine_kind",
-    "engine_version",
-    "engine_parallel",
-    "engine_ctx_size",
-    "engine_kv_cache_type",
-    "engine_flash_attn",
-    "engine_n_gpu_layers",
-    "engine_gpu_memory_utilization",
-    "engine_extra_args",
-    "model",
-    "quant",
-    "workload",
-    "workload_kind",
-    "workload_api",
-    *WORKLOAD_KNOBS,
-    "workload_shared_prefix_tokens",
-    "workload_ignore_eos",
-    "max_tokens",
+    *DEPLOYMENT_KEYS,
     "harness_version",
     "git_commit",
     "run_id",
