@@ -73,9 +73,16 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
 
     def run(ctx: int) -> Prediction:
         return predict_model(
-            facts, args.engine, ctx, args.parallel, args.kv_type, args.device, gpu_mib,
-            args.gpu_util, not args.no_flash_attn,
-        )  # fmt: skip
+            facts,
+            args.engine,
+            ctx,
+            args.parallel,
+            kv_type=args.kv_type,
+            device=args.device,
+            gpu_total_mib=gpu_mib,
+            gpu_util=args.gpu_util,
+            flash_attn=not args.no_flash_attn,
+        )
 
     prediction = run(args.ctx)
     largest = None

@@ -54,21 +54,13 @@ def predict(
 
 
 def predict_model(
-    facts: ModelFacts,
-    engine_kind: str,
-    ctx_per_slot: int,
-    parallel: int,
-    kv_type: str = "f16",
-    device: str = "gpu",
-    gpu_total_mib: float | None = None,
-    gpu_util: float = VLLM_GPU_UTIL,
-    flash_attn: bool = True,
+    facts: ModelFacts, engine_kind: str, ctx_per_slot: int, parallel: int, **options: Any
 ) -> Prediction:
-    """`predict` for resolved model facts, with where the figures come from filled in."""
+    """`predict` for resolved model facts (`options`: its keyword arguments after
+    `weights_mib`), with where the figures come from filled in."""
     prediction = predict(
-        facts.arch, engine_kind, ctx_per_slot, parallel, facts.weights_mib, kv_type, device,
-        gpu_total_mib, gpu_util, flash_attn,
-    )  # fmt: skip
+        facts.arch, engine_kind, ctx_per_slot, parallel, facts.weights_mib, **options
+    )
     prediction.arch_source, prediction.weights_source = facts.arch.source, facts.weights_source
     prediction.quant = facts.quant
     return prediction
@@ -96,9 +88,16 @@ def predict_for_config(
     """
     facts = resolve_model(model, engine_rule(engine_kind) == "vllm", gguf_path, hf_config, quant)
     return predict_model(
-        facts, engine_kind, ctx_per_slot, parallel, kv_type or "f16", device, gpu_total_mib,
-        gpu_util, flash_attn,
-    )  # fmt: skip
+        facts,
+        engine_kind,
+        ctx_per_slot,
+        parallel,
+        kv_type=kv_type or "f16",
+        device=device,
+        gpu_total_mib=gpu_total_mib,
+        gpu_util=gpu_util,
+        flash_attn=flash_attn,
+    )
 
 
 def largest_fitting_ctx(fits: Callable[[int], bool], upper: int) -> int:
