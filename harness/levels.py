@@ -16,6 +16,7 @@ from harness.engines import Engine
 from harness.metrics import CLIENT_RECORD_FLAGS, summarize_level
 from harness.records import RequestRecord
 from harness.telemetry.sampler import Sampler
+from harness.telemetry.series import LevelSeries
 from harness.workload.check import workload_figures
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ NO_PEAK = (
     "peak_engine_process_mib",
     "peak_memory_above_baseline_mib",
 )
+NO_ENERGY = ("energy_j", "energy_source", "mean_power_w")
 
 
 def level_name(mode: str, concurrency: int, rate: float | None) -> str:
@@ -103,9 +105,11 @@ class LevelRunner:
         on_record: Callable[[RequestRecord], None],
         on_level: Callable[[dict[str, Any]], None],
         predicted_mib: float | None,
+        series: LevelSeries | None = None,
     ) -> None:
         self.bench, self.engine, self.endpoint, self.sampler = bench, engine, endpoint, sampler
         self.on_record, self.on_level, self.predicted_mib = on_record, on_level, predicted_mib
+        self.series = series
 
     def plan(self, level: LevelSpec) -> LevelPlan:
         """A trace level is an open loop at the trace's times, `level.rate` times faster."""
@@ -139,6 +143,8 @@ class LevelRunner:
             self.on_record(record)
 
         metrics_before = self.engine.scrape()
+        if self.series:
+            self.series.start(level.index)
         status, outcome = "interrupted", None
         try:
             outcome = run_level_in_processes(
@@ -148,6 +154,9 @@ class LevelRunner:
         finally:
             summary = self.summarise(records, plan, status, outcome)
             summary["repeat"] = level.repeat
+            if self.series:
+                summary["engine_metrics_samples"] = self.series.stop()
+                self.series.add_client(records)
             after = self.engine.scrape() if self.engine.alive() else {}
             summary["engine_metrics"] = {"before": metrics_before, "after": after}
             summary.update(engine_prefix_cache(metrics_before, after))
@@ -180,6 +189,8 @@ class LevelRunner:
             level["speedup"] = self.speedup_of(plan)
         level["workload"] = workload_figures(records)
         level.update(self.memory(records))
+        tokens, energy = level["output_tokens_total"], level["energy_j"]
+        level["energy_per_output_token_j"] = energy / tokens if energy and tokens else None
         level["predicted_memory_mib"] = self.predicted_mib
         client = summarize_client(outcome.client) if outcome else None
         level["client"] = client
@@ -205,8 +216,9 @@ class LevelRunner:
         return float(levels[plan.level_index % len(levels)][1] or 1.0)
 
     def memory(self, records: list[RequestRecord]) -> dict[str, Any]:
+        """Peak memory and GPU energy from the level's first send to its last byte."""
         if not records or not self.sampler:
-            return dict.fromkeys(NO_PEAK)
+            return dict.fromkeys((*NO_PEAK, *NO_ENERGY))
         start = min(r.start_mono_s for r in records)
         end = max(r.end_mono_s for r in records)
-        return self.sampler.peak(start, end)
+        return {**self.sampler.peak(start, end), **self.sampler.energy(start, end)}

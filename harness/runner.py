@@ -35,6 +35,7 @@ from harness.telemetry.policy import (
     gpu_mode_for,
 )
 from harness.telemetry.sampler import Sampler
+from harness.telemetry.series import SERIES_FILE, LevelSeries
 from harness.workload import build_specs, make_counter
 
 __all__ = ["EngineDied", "Job", "engine_on_cpu", "run_job"]
@@ -67,6 +68,7 @@ class Job:
         }
         self.sampler: Sampler | None = None
         self.schedule: Schedule | None = None
+        self.series: LevelSeries | None = None
 
     def _write_environment(self, **extra: Any) -> None:
         self.environment.update(extra)
@@ -211,6 +213,8 @@ class Job:
                 bar.update(1)
 
             predicted = (self.summary.get("predicted_memory") or {}).get("total_mib")
+            interval_s = self.bench.telemetry.engine_metrics_interval_s
+            self.series = LevelSeries(self.run_dir / SERIES_FILE, self.engine.scrape, interval_s)
             runner = LevelRunner(
                 self.bench,
                 self.engine,
@@ -219,6 +223,7 @@ class Job:
                 on_record,
                 self._on_level,
                 predicted,
+                self.series,
             )
             for level in self.schedule:
                 name = level_name(mode, level.concurrency, level.rate)
@@ -240,6 +245,8 @@ class Job:
     def _finish(self) -> None:
         if self.sampler:
             self.sampler.stop()
+        if self.series:
+            self.series.close()
         if self.bench.engine.keep_running:
             log.info("engine left running at %s (engine.keep_running=true)", self.engine.base_url)
             try:

@@ -16,9 +16,15 @@ class TelemetryConfig:
     interval_ms: float = 50.0
     gpu: str = "auto"  # auto: NVML when present; on: require it; off: never
     process_rss: bool = True
+    # the engine's /metrics scraped this often while a level runs, into timeseries.csv,
+    # with the client's in flight and token rate per the same interval (0: not scraped)
+    engine_metrics_interval_s: float = 1.0
 
     def validate(self) -> None:
         require_positive("telemetry.interval_ms", self.interval_ms)
+        require_positive(
+            "telemetry.engine_metrics_interval_s", self.engine_metrics_interval_s, True
+        )
         require_choice("telemetry.gpu", self.gpu, GPU_MODES)
 
 

@@ -190,6 +190,30 @@ METRICS: dict[str, Metric] = {
             "(embedded llama.cpp, or no GPU layers) or without NVML: peak RSS of the engine's "
             "process tree, labelled process_rss; null for a server on another machine",
         ),
+        Metric(
+            "energy_j",
+            "GPU energy",
+            "J",
+            "lower",
+            "energy of the engine's GPUs (as for peak memory) from a level's first send to "
+            "its last byte: the change of NVML's energy counter, or where a GPU has none its "
+            "power samples integrated (energy_source says which); the whole devices', idle "
+            "draw included; null without NVML",
+        ),
+        Metric(
+            "mean_power_w",
+            "mean GPU power",
+            "W",
+            "lower",
+            "GPU energy / the level's time from first send to last byte",
+        ),
+        Metric(
+            "energy_per_output_token_j",
+            "energy per output token",
+            "J/tok",
+            "lower",
+            "GPU energy / output tokens of the level's successful requests",
+        ),
     )
 }
 

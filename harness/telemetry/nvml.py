@@ -14,6 +14,7 @@ class GpuSample:
     memory_used_mib: float
     util_pct: float | None
     power_w: float | None
+    energy_mj: float | None = None  # the device's energy counter since the driver loaded
 
 
 class Nvml:
@@ -63,7 +64,11 @@ class Nvml:
         samples = []
         for index, handle in enumerate(self._handles):
             used_mib = self._memory(handle).used / MIB
-            samples.append(GpuSample(index, used_mib, self._util(handle), self._power(handle)))
+            samples.append(
+                GpuSample(
+                    index, used_mib, self._util(handle), self._power(handle), self._energy(handle)
+                )
+            )
         return samples
 
     def engine_processes(self, pids: set[int]) -> dict[int, float | None]:
@@ -123,6 +128,13 @@ class Nvml:
         try:
             return self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
         except self._nvml.NVMLError:
+            return None
+
+    def _energy(self, handle: Any) -> float | None:
+        # Volta and later; older GPUs (and some drivers) have no counter: power integrates
+        try:
+            return float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+        except (self._nvml.NVMLError, AttributeError):
             return None
 
 

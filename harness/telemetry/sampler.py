@@ -17,17 +17,26 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from harness.telemetry.nvml import MIB, Nvml, visible_devices
+from harness.telemetry.energy import level_energy
+from harness.telemetry.nvml import Nvml, visible_devices
+from harness.telemetry.process import process_tree_rss_mib, rss_peak, tree_pids
 
 log = logging.getLogger(__name__)
 
-CSV_FIELDS = ("t_mono_s", "t_wall_s", "source", "device", "memory_used_mib", "util_pct", "power_w")
+CSV_FIELDS = (
+    "t_mono_s",
+    "t_wall_s",
+    "source",
+    "device",
+    "memory_used_mib",
+    "util_pct",
+    "power_w",
+    "energy_mj",
+)
 # The devices a native engine is given; it inherits the harness's environment.
 VISIBLE_DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
 
@@ -48,53 +57,12 @@ class GpuSnapshot:
     t_mono_s: float
     used_mib: dict[int, float]
     engine_mib: dict[int, float | None]
+    power_w: dict[int, float | None] = field(default_factory=dict)
+    energy_mj: dict[int, float | None] = field(default_factory=dict)
 
     def engine_total_mib(self) -> float | None:
         figures = [mib for mib in self.engine_mib.values() if mib is not None]
         return sum(figures) if figures else None
-
-
-def process_tree_rss_mib(pids: list[int]) -> float | None:
-    """Summed RSS of the given processes and all their descendants."""
-    seen: set[int] = set()
-    total = 0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            family = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        for proc in family:
-            if proc.pid in seen:
-                continue
-            seen.add(proc.pid)
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                continue
-    return total / MIB if seen else None
-
-
-def tree_pids(pids: list[int]) -> set[int]:
-    found: set[int] = set()
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            found.update(p.pid for p in [root, *root.children(recursive=True)])
-        except psutil.Error:
-            continue
-    return found
-
-
-def rss_peak(peak_mib: float | None) -> dict[str, Any]:
-    """The peak of the engine's process-tree RSS: no devices, no NVML figures."""
-    return {
-        "peak_memory_mib": peak_mib,
-        "peak_memory_kind": "process_rss" if peak_mib is not None else None,
-        "peak_memory_devices": None,
-        "peak_engine_process_mib": None,
-        "peak_memory_above_baseline_mib": None,
-    }
 
 
 class Sampler:
@@ -160,7 +128,7 @@ class Sampler:
 
     def sample_once(self) -> None:
         now_mono, now_wall = time.perf_counter(), time.time()
-        rows: list[tuple[Sample, float | None, float | None]] = []
+        rows: list[tuple[Sample, float | None, float | None, float | None]] = []
         snapshot = None
         pids = self.engine_pids()
         if self.kind == "gpu" and self.nvml:
@@ -171,21 +139,27 @@ class Sampler:
                         Sample(now_mono, "gpu", f"gpu{gpu.device}", gpu.memory_used_mib),
                         gpu.util_pct,
                         gpu.power_w,
+                        gpu.energy_mj,
                     )
                 )
-            used_mib = {gpu.device: gpu.memory_used_mib for gpu in gpus}
-            snapshot = GpuSnapshot(now_mono, used_mib, self.nvml.engine_processes(tree_pids(pids)))
+            snapshot = GpuSnapshot(
+                now_mono,
+                {gpu.device: gpu.memory_used_mib for gpu in gpus},
+                self.nvml.engine_processes(tree_pids(pids)),
+                {gpu.device: gpu.power_w for gpu in gpus},
+                {gpu.device: gpu.energy_mj for gpu in gpus},
+            )
             own = snapshot.engine_total_mib()
             if own is not None:
-                rows.append((Sample(now_mono, "gpu_process", "engine", own), None, None))
+                rows.append((Sample(now_mono, "gpu_process", "engine", own), None, None, None))
         if self.process_rss:
             rss = process_tree_rss_mib(pids)
             if rss is not None:
-                rows.append((Sample(now_mono, "process_rss", "engine", rss), None, None))
+                rows.append((Sample(now_mono, "process_rss", "engine", rss), None, None, None))
         with self._lock:
             if snapshot is not None:
                 self.gpu_snapshots.append(snapshot)
-            for sample, util, power in rows:
+            for sample, util, power, energy in rows:
                 self.samples.append(sample)
                 self._writer.writerow(
                     (
@@ -196,6 +170,7 @@ class Sampler:
                         f"{sample.memory_used_mib:.3f}",
                         util,
                         power,
+                        energy,
                     )
                 )
 
@@ -228,6 +203,21 @@ class Sampler:
             primary = [s.memory_used_mib for s in window if s.source == self.kind]
             memory = rss_peak(max(primary) if primary else None)
         return {**memory, "peak_memory_by_device_mib": per_device, "telemetry_samples": len(window)}
+
+    def energy(self, start_mono_s: float, end_mono_s: float) -> dict[str, Any]:
+        """The GPU energy of the engine's devices between two instants (None without NVML);
+        a sample is taken now where none came after `end_mono_s` yet."""
+        if self.kind != "gpu":
+            return level_energy([], [], start_mono_s, end_mono_s)
+        running = self._thread is not None and self._thread.is_alive()
+        if running and not any(s.t_mono_s >= end_mono_s for s in self.gpu_snapshots[-2:]):
+            self.sample_once()
+        with self._lock:
+            snapshots = [s for s in self.gpu_snapshots if s.t_mono_s >= start_mono_s - 1.0]
+        if not snapshots:
+            return level_energy([], [], start_mono_s, end_mono_s)
+        devices, _ = self.engine_devices(snapshots)
+        return level_energy(snapshots, devices, start_mono_s, end_mono_s)
 
     def gpu_peak(self, snapshots: list[GpuSnapshot]) -> dict[str, Any]:
         """The engine's devices' memory, summed, at the snapshot where the sum peaks; NVML's

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harness.telemetry.energy import level_energy
 from harness.telemetry.nvml import Nvml
 from harness.telemetry.sampler import Sampler
 from tests.support.allocators import GPU_ALLOCATOR, start
@@ -51,3 +53,26 @@ def test_the_sampler_sees_a_4_gib_allocation_within_1_percent(tmp_path: Path) ->
     own_grown = after["peak_engine_process_mib"] - (before["peak_engine_process_mib"] or 0.0)
     assert own_grown == pytest.approx(ALLOCATED_MIB, rel=0.01)
     assert after["peak_memory_by_device_mib"]["gpu_process:engine"] >= ALLOCATED_MIB
+
+
+def test_level_energy_from_the_counter_agrees_with_power_integrated(tmp_path: Path) -> None:
+    sampler = Sampler(tmp_path / "telemetry.csv", 50, "on", lambda: [])
+    sampler.start()
+    try:
+        time.sleep(0.3)
+        start = time.perf_counter()
+        time.sleep(2.0)
+        end = time.perf_counter()
+        energy = sampler.energy(start, end)
+    finally:
+        sampler.stop()
+    assert energy["energy_j"] is not None, "NVML reports neither an energy counter nor power"
+    # an H100/H200 idles at 50-120 W, and no single GPU draws more than 1.2 kW
+    assert 5.0 < energy["mean_power_w"] < 1200.0
+    if energy["energy_source"] != "nvml_energy_counter":
+        return  # a GPU without the counter: power integrated is all there is
+    powered = [replace(s, energy_mj={d: None for d in s.energy_mj}) for s in sampler.gpu_snapshots]
+    devices, _ = sampler.engine_devices(sampler.gpu_snapshots)
+    integrated = level_energy(powered, devices, start, end)
+    assert integrated["energy_source"] == "power_integrated"
+    assert integrated["energy_j"] == pytest.approx(energy["energy_j"], rel=0.15)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.telemetry.nvml import Nvml
-from harness.telemetry.sampler import Sampler, process_tree_rss_mib
+from harness.telemetry.process import process_tree_rss_mib
+from harness.telemetry.sampler import Sampler
 from tests.support.allocators import HOST_ALLOCATOR, start
 
 ALLOCATED_MIB = 300
