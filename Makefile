@@ -22,8 +22,9 @@ LAUNCHER    ?=
 QUANT   ?=
 CTX     ?=
 GPU_GB  ?=
-# make compare
+# make compare [BY=machine|engine] [BASELINE=..]
 BASELINE ?=
+BY       ?=
 # make capacity SLO="ttft_p99_ms=500,tpot_p99_ms=50" [LOAD=rate]; make bench REPEATS=3
 SLO     ?=
 LOAD    ?=
@@ -81,7 +82,7 @@ report: $(STAMP)
 	$(PY) -m harness.report --results $(RESULTS) $(if $(EXP),--experiment $(EXP)) $(REPORT_ARGS)
 
 compare: $(STAMP)
-	$(PY) -m harness.report compare --results $(RESULTS) $(if $(BASELINE),--baseline $(BASELINE)) $(REPORT_ARGS)
+	$(PY) -m harness.report compare --results $(RESULTS) $(if $(BY),--by $(BY)) $(if $(BASELINE),--baseline "$(BASELINE)") $(REPORT_ARGS)
 
 fit: $(STAMP)
 	$(PY) -m harness.fit $(if $(MODEL),--model $(MODEL)) $(if $(QUANT),--quant $(QUANT)) \

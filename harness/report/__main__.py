@@ -3,7 +3,7 @@
 python -m harness.report [--results results] [--experiment NAME] [--out DIR]
                          [--concurrency N]
 python -m harness.report compare [--results results] [--experiment NAME]
-                                 [--baseline MACHINE_ID] [--out DIR]
+                                 [--by machine|engine] [--baseline MACHINE_ID] [--out DIR]
 """
 
 from __future__ import annotations
@@ -34,7 +34,15 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
         + ("/compare)" if compare else ")"),
     )
     if compare:
-        parser.add_argument("--baseline", help="machine id the ratios divide by (default: first)")
+        parser.add_argument(
+            "--by",
+            choices=("machine", "engine"),
+            default="machine",
+            help="what is set side by side",
+        )
+        parser.add_argument(
+            "--baseline", help="machine id (or engine) the ratios divide by (default: first)"
+        )
     else:
         parser.add_argument(
             "--concurrency",
@@ -72,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             store = load_store(args.results, args.experiment)
             if compare:
-                view = write_compare(store.frame, out, args.baseline)
+                view = write_compare(store.frame, out, args.baseline, args.by)
                 write_compare_page(view, out)
                 print(view.markdown())
             else:

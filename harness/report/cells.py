@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.report.repeats import combine_repeats
+
 # Engine knobs beside slots and context that decide speed and memory, and the engine kinds
 # that apply each (elsewhere the column is empty, so it never tells two engines apart).
 ENGINE_KNOBS = {
@@ -109,9 +111,10 @@ def latest_levels(levels: pd.DataFrame) -> pd.DataFrame:
 
     A later run of the same cell (a re-run, or a resumed job) supersedes an earlier one level
     by level, so an interrupted run still contributes the levels nobody measured since.
+    Repeats of a level in one run are one row: their mean, with its confidence interval.
     Open-loop (rate) levels are left out: their x is a rate, not a concurrency.
     """
-    closed = levels[levels["load_mode"] != "rate"]
+    closed = combine_repeats(levels[levels["load_mode"] != "rate"])
     ordered = closed.sort_values(["started_at", "run_id"], kind="stable")
     newest = ordered.drop_duplicates([*SERIES_KEYS, "concurrency"], keep="last")
     return newest.sort_values([*SERIES_KEYS, "concurrency"], kind="stable").reset_index(drop=True)

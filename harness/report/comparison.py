@@ -20,12 +20,13 @@ from harness.report.frame import (
     column,
     level_table,
 )
+from harness.report.repeats import REPEATS_NOTE, ci_column
 from harness.report.view import (
     View,
     caption,
     fmt,
     header,
-    marked,
+    mean_cell,
     percentile_cell,
     split_identity,
 )
@@ -50,6 +51,12 @@ COMPARISON_VALUES = (
     "peak_memory_kind",
     "predicted_memory_mib",
     "error_rate",
+    "energy_per_output_token_j",
+    "repeats",
+    "aggregate_tok_s_ci95",
+    "aggregate_tok_s_cv",
+    "single_request_tok_s_ci95",
+    "single_request_tok_s_cv",
 )
 # Figures of the level at the chosen concurrency, by the comparison's column name.
 AT_LEVEL = {
@@ -60,6 +67,7 @@ AT_LEVEL = {
     "output_tokens_mean": "output_tokens_mean.value",
     "reached_max_tokens_share": "reached_max_tokens_share.value",
     "prefix_cache_hit_rate": "prefix_cache_hit_rate.value",
+    "energy_per_output_token_j": "energy_per_output_token_j.value",
 }
 NOTES = (
     "Steady tok/s: output tokens per second while every worker was busy; marked "
@@ -95,6 +103,15 @@ def flags_by_concurrency(levels: pd.DataFrame) -> str:
     return "; ".join(
         f"{flag} (c={', '.join(str(c) for c in sorted(at))})" for flag, at in sorted(raised.items())
     )
+
+
+def steady_shown(level: pd.DataFrame) -> bool:
+    return bool(len(level)) and level["window"].iloc[0] != WHOLE_LEVEL
+
+
+def spread(name: str, level: pd.DataFrame, source: str) -> dict[str, float]:
+    """The repeats' confidence half-width and CV of one figure of one level (NaN: once)."""
+    return {f"{name}_{w}": column(level, ci_column(source, w)).max() for w in ("ci95", "cv")}
 
 
 def engine_comparison(frame: pd.DataFrame, concurrency: int | None = None) -> pd.DataFrame:
@@ -133,6 +150,9 @@ def engine_comparison(frame: pd.DataFrame, concurrency: int | None = None) -> pd
                 else "",
                 "predicted_memory_mib": column(group, PREDICTED).max(),
                 "error_rate": column(group, FAILED).sum() / sent if sent else float("nan"),
+                "repeats": int(level["repeats"].max()) if len(level) else 1,
+                **spread("aggregate_tok_s", level, STEADY if steady_shown(level) else AGGREGATE),
+                **spread("single_request_tok_s", single, PER_REQUEST),
             }
         )
     return pd.DataFrame(rows, columns=["series", *SERIES_KEYS, *COMPARISON_VALUES])
@@ -156,6 +176,7 @@ def comparison_view(table: pd.DataFrame, concurrency: int | None) -> View:
         header("peak_memory_mib", "measured (kind)"),
         f"predicted memory ({METRICS['peak_memory_mib'].unit})",
         header("error_rate", "all levels"),
+        header("energy_per_output_token_j"),
     ]
     rows = []
     for row in table.itertuples(index=False):
@@ -166,22 +187,37 @@ def comparison_view(table: pd.DataFrame, concurrency: int | None) -> View:
         rows.append(
             [fmt(getattr(row, key)) for key in varying]
             + [
-                marked(row.aggregate_tok_s, status, window, where),
+                mean_cell(
+                    row.aggregate_tok_s,
+                    row.aggregate_tok_s_ci95,
+                    row.aggregate_tok_s_cv,
+                    row.repeats,
+                    status,
+                    window,
+                    where,
+                ),
                 fmt(row.output_tokens_mean),
                 fmt(row.reached_max_tokens_share, 2),
                 fmt(row.flags),
-                fmt(row.single_request_tok_s),
+                mean_cell(
+                    row.single_request_tok_s,
+                    row.single_request_tok_s_ci95,
+                    row.single_request_tok_s_cv,
+                    row.repeats,
+                ),
                 percentile_cell("p50", row.ttft_p50_ms, row.ttft_max_ms, row.ttft_n),
                 percentile_cell("p99", row.ttft_p99_ms, row.ttft_max_ms, row.ttft_n),
                 fmt(row.prefix_cache_hit_rate, 2),
                 f"{memory} ({row.peak_memory_kind})" if row.peak_memory_kind else memory,
                 fmt(row.predicted_memory_mib, 0),
                 fmt(row.error_rate, 3),
+                fmt(row.energy_per_output_token_j, 3),
             ]
         )
     scope = (
         f"Figures at {at}, except per-request tok/s (at 1 concurrent), flags (at the "
         "concurrencies named), memory (the peak of all levels) and the error rate (all levels)."
     )
-    text = " ".join(part for part in (caption(constant), scope, NOTES) if part)
+    repeated = REPEATS_NOTE if (table["repeats"] > 1).any() else ""
+    text = " ".join(part for part in (caption(constant), scope, NOTES, repeated) if part)
     return View(f"Engines compared at {at}", text, headers, rows)

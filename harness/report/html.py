@@ -14,10 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from harness.metrics import METRICS
+from harness.report.capacity import capacity_figure, capacity_runs, capacity_table, capacity_view
 from harness.report.client import write_client_checks
-from harness.report.figures import draw_all, save
+from harness.report.figures import Plot, draw_all, save
 from harness.report.frame import Store, level_table
+from harness.report.headline import headline_html
 from harness.report.tables import write_tables
+from harness.report.timeline import run_timeline
 from harness.report.view import View, fmt, write_csv
 
 FIGURE_CAPTIONS = {
@@ -31,6 +34,12 @@ FIGURE_CAPTIONS = {
     "per chunk: where a level is flagged multi_token_chunks, TPOT is the per-token figure.",
     "latency_cdf": "Empirical CDFs of TTFT and end-to-end latency, per concurrency level.",
     "memory": "Measured peak memory (GPU through NVML, or process RSS) beside the prediction.",
+    "capacity": "Every capacity probe's use of its SLO (the worst target's value / limit) "
+    "against its load: filled where every target held; the capacity is the highest filled "
+    "point below the first hollow one.",
+    "timeline": "The run over time: output tokens per second and requests in flight as the "
+    "client saw them (per second, from its records), the engine's own running and waiting "
+    "requests, KV cache use and preemptions (its /metrics every second); levels shaded.",
 }
 
 STYLE = """
@@ -44,6 +53,8 @@ th { background: #f0f3f7; }
 figure { margin: 1rem 0 2rem; max-width: 1200px; } img { max-width: 100%; height: auto; }
 p.caption { max-width: 1200px; }
 .warning { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.5rem 1rem; }
+.headline { background: #eef5ee; border-left: 4px solid #3a7d44; padding: 0.3rem 1rem;
+            font-size: 1.05rem; max-width: 1200px; }
 """
 
 
@@ -112,6 +123,16 @@ def _skipped_note(store: Store) -> str:
     return f'<div class="warning"><p>Run directories skipped:</p><ul>{items}</ul></div>'
 
 
+def _figure(plot: Plot, figures_dir: Path, name: str, caption: str) -> str:
+    """Save a figure (PNG, SVG) and return it embedded as an HTML figure."""
+    _, svg = save(plot, figures_dir, name)
+    plot.figure.clear()  # a report may draw many: free each once written
+    return (
+        f'<figure id="{escape(name)}"><img alt="{escape(caption)}" '
+        f'src="{svg_data_uri(svg)}"><figcaption>{escape(caption)}</figcaption></figure>'
+    )
+
+
 def write_report(
     store: Store, out: Path, concurrency: int | None = None, title: str = "Benchmark report"
 ) -> Path:
@@ -120,17 +141,27 @@ def write_report(
     views = write_tables(store.frame, out, concurrency)
     write_csv(store.frame, out / "frame.csv")
     figures_dir = out / "figures"
-    body = [_skipped_note(store), "<h2>Tables</h2>"]
+    searches = capacity_runs(store)
+    body = [headline_html(store), _skipped_note(store), "<h2>Tables</h2>"]
+    if searches:
+        capacity = capacity_view(searches)
+        write_csv(capacity_table(searches), out / "capacity.csv")
+        (out / "capacity.md").write_text(capacity.markdown())
+        body.append(capacity.html())
     body += [view.html() for shown in views.values() for view in shown]
     body.append(write_client_checks(store, out).html())
     body.append("<h2>Figures</h2>")
-    for name, plot in draw_all(store.results, store.frame).items():
-        _, svg = save(plot, figures_dir, name)
-        body.append(
-            f'<figure id="{name}"><img alt="{escape(FIGURE_CAPTIONS[name])}" '
-            f'src="{svg_data_uri(svg)}"><figcaption>{escape(FIGURE_CAPTIONS[name])}'
-            "</figcaption></figure>"
-        )
+    figures = draw_all(store.results, store.frame)
+    if searches:
+        figures["capacity"] = capacity_figure(searches)
+    for name, plot in figures.items():
+        body.append(_figure(plot, figures_dir, name, FIGURE_CAPTIONS[name]))
+    body.append("<h2>Over time</h2>")
+    for run_path in sorted(store.frame["run_path"].unique()):
+        plot = run_timeline(Path(store.results) / run_path, str(run_path))
+        if plot is not None:
+            name = f"timeline__{Path(run_path).name}"
+            body.append(_figure(plot, figures_dir, name, FIGURE_CAPTIONS["timeline"]))
     body += ["<h2>About the data</h2>", runs_view(store.frame).html(), metrics_view().html()]
     path = out / "report.html"
     path.write_text(page(title, [part for part in body if part]))
@@ -140,5 +171,5 @@ def write_report(
 def write_compare_page(view: View, out: Path) -> Path:
     """compare.html: the machine comparison table on its own page."""
     path = out / "compare.html"
-    path.write_text(page("Machines compared", [view.html(), metrics_view().html()]))
+    path.write_text(page(view.title.partition(" (")[0], [view.html(), metrics_view().html()]))
     return path

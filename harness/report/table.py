@@ -58,14 +58,18 @@ def run_table(summary: dict[str, Any]) -> str:
         "checks",
     ]
     rows = []
+    repeated = any(level.get("repeat") for level in summary.get("levels", []))
     for level in summary.get("levels", []):
         kind = level.get("peak_memory_kind")
+        load = level["concurrency"]
+        if repeated:  # which pass over the ladder (repeats=K)
+            load = f"{load} (#{level.get('repeat', 0) + 1})"
         memory = _fmt(level.get("peak_memory_mib"), 0)
         rows.append(
             [
                 run.get("engine"),
                 run.get("model"),
-                level["concurrency"],
+                load,
                 _fmt(level["output_tokens_per_s_per_request"]["mean"]),
                 _steady(level),
                 _fmt(level.get("output_tokens_mean")),

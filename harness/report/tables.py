@@ -12,22 +12,30 @@ from harness.report.frame import (
     AGGREGATE,
     PER_REQUEST,
     STEADY,
+    STEADY_WINDOW,
     WHOLE_LEVEL,
     aggregate_shown,
     column,
     level_table,
 )
+from harness.report.repeats import REPEATS_NOTE, ci_column
 from harness.report.view import (
     View,
     caption,
     fmt,
     header,
     markdown,
-    marked,
+    mean_cell,
     split_identity,
     write_csv,
 )
 
+# The table's columns that carry their repeats' spread, and the level column it is of.
+SPREAD_SOURCES = {
+    "aggregate_tok_s": STEADY,
+    "output_tokens_per_s_per_request_mean": PER_REQUEST,
+    "aggregate_output_tokens_per_s": AGGREGATE,
+}
 WHOLE_LEVEL_NOTE = (
     f"Marked ({WHOLE_LEVEL}): the run recorded no steady window (runs stored before it "
     "existed), so the figure is the whole level's, ramp-up and drain included."
@@ -45,6 +53,14 @@ def throughput_by_concurrency(frame: pd.DataFrame) -> pd.DataFrame:
     table["steady_output_tokens_per_s"] = column(levels, STEADY)
     table["aggregate_output_tokens_per_s"] = column(levels, AGGREGATE)
     table["output_tokens_per_s_per_request_mean"] = column(levels, PER_REQUEST)
+    table["repeats"] = levels["repeats"].to_numpy()
+    steady = table["aggregate_window"] == STEADY_WINDOW
+    for name, source in SPREAD_SOURCES.items():
+        for what in ("ci95", "cv"):
+            spread = column(levels, ci_column(source, what))
+            if name == "aggregate_tok_s":  # the whole level's where it shows that figure
+                spread = spread.where(steady, column(levels, ci_column(AGGREGATE, what)))
+            table[f"{name}_{what}"] = spread.to_numpy()
     return table
 
 
@@ -74,12 +90,15 @@ def throughput_views(table: pd.DataFrame) -> list[View]:
                 if c not in by_level:
                     cells.append("-")
                     continue
-                level = by_level[c]
-                window = level.aggregate_window if value_column == "aggregate_tok_s" else ""
+                level = by_level[c]._asdict()
+                window = level["aggregate_window"] if value_column == "aggregate_tok_s" else ""
                 window = window if window == WHOLE_LEVEL else ""
-                cells.append(marked(getattr(level, value_column), level.level_status, window))
+                ci, cv = level[f"{value_column}_ci95"], level[f"{value_column}_cv"]
+                value, repeats = level[value_column], level["repeats"]
+                cells.append(mean_cell(value, ci, cv, repeats, level["level_status"], window))
             rows.append([fmt(k) for k in key] + cells)
-        text = " ".join(part for part in (caption(constant), note) if part)
+        repeated = REPEATS_NOTE if (table["repeats"] > 1).any() else ""
+        text = " ".join(part for part in (caption(constant), note, repeated) if part)
         views.append(View(title, text, headers, rows))
     return views
 

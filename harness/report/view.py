@@ -16,8 +16,8 @@ from harness.metrics import METRICS, MIN_SAMPLES
 from harness.report.cells import KEY_TITLES, SERIES_KEYS, applicable, implied, varies
 
 # A cell that shows a number: "1,234.5", "-", "2.00x", "45.2 (interrupted)", "474 (gpu)",
-# "max 2,395.6 (n=16)".
-NUMBER = re.compile(r"^(max )?(-|-?[\d,]+(\.\d+)?x?)( \(.+\))?$")
+# "max 2,395.6 (n=16)", "45.2 ± 1.3 (CV 1.2%, k=3)".
+NUMBER = re.compile(r"^(max )?(-|-?[\d,]+(\.\d+)?x?)( ± [\d,]+(\.\d+)?)?( \(.+\))?$")
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -34,6 +34,18 @@ def marked(value: Any, *notes: str) -> str:
     text = fmt(value)
     shown = [note for note in notes if note and note != "ok"]
     return text if text == "-" or not shown else f"{text} ({', '.join(shown)})"
+
+
+def mean_cell(value: Any, ci95: Any, cv: Any, repeats: Any, *notes: str, digits: int = 1) -> str:
+    """The mean of repeats with its 95% confidence interval and coefficient of variation,
+    "45.2 ± 1.3 (CV 1.2%, k=3)"; a level run once is its value, as `marked` writes it."""
+    text = fmt(value, digits)
+    k = 0 if repeats is None or pd.isna(repeats) else int(repeats)
+    if text == "-" or k < 2 or ci95 is None or pd.isna(ci95):
+        return marked(value, *notes) if digits == 1 else text
+    spread = f"CV {cv:.1%}" if cv is not None and not pd.isna(cv) else ""
+    shown = [note for note in (spread, f"k={k}", *notes) if note and note != "ok"]
+    return f"{text} ± {fmt(ci95, digits)} ({', '.join(shown)})"
 
 
 def percentile_cell(stat: str, value: Any, maximum: Any, n: Any, digits: int = 1) -> str:

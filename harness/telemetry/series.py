@@ -23,6 +23,27 @@ log = logging.getLogger(__name__)
 
 SERIES_FILE = "timeseries.csv"
 SERIES_FIELDS = ("level_index", "t_level_s", "t_mono_s", "source", "name", "value")
+# The engine series a report draws, by what they mean: each engine's own names (any labels,
+# summed). KV cache use is a fraction of the cache (0 to 1).
+ENGINE_GAUGES = {
+    "kv_cache_usage": (
+        "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc",
+        "llamacpp:kv_cache_usage_ratio",
+    ),
+    "requests_running": (
+        "vllm:num_requests_running",
+        "llamacpp:requests_processing",
+        "reference:requests_running",
+    ),
+    "requests_waiting": (
+        "vllm:num_requests_waiting",
+        "llamacpp:requests_deferred",
+        "reference:requests_waiting",
+    ),
+    "preemptions_total": ("vllm:num_preemptions_total", "vllm:num_preemptions"),
+    "generated_tokens_total": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total"),
+}
 
 
 class LevelSeries:
