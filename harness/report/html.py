@@ -39,7 +39,9 @@ FIGURE_CAPTIONS = {
     "point below the first hollow one.",
     "timeline": "The run over time: output tokens per second and requests in flight as the "
     "client saw them (per second, from its records), the engine's own running and waiting "
-    "requests, KV cache use and preemptions (its /metrics every second); levels shaded.",
+    "requests, KV cache use and preemptions (its /metrics every second); levels shaded. "
+    "The engine's generated tok/s is its token counter's rise per second (llama.cpp adds a "
+    "request's tokens when it finishes, so its line comes in steps).",
 }
 
 STYLE = """

@@ -83,4 +83,9 @@ def run_table(summary: dict[str, Any]) -> str:
                 or "ok",
             ]
         )
+    if any(level.get("energy_j") is not None for level in summary.get("levels", [])):
+        energy = METRICS["energy_per_output_token_j"]
+        headers.insert(-2, f"{energy.label} ({energy.unit})")
+        for row, level in zip(rows, summary.get("levels", []), strict=True):
+            row.insert(-2, _fmt(level.get("energy_per_output_token_j"), 3))
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"

@@ -16,6 +16,9 @@ from matplotlib.figure import Figure
 from harness.report.plotting import Plot, finish
 from harness.telemetry.series import ENGINE_GAUGES, SERIES_FILE
 
+# The shortest span between two scrapes that a counter's rate is taken over.
+MIN_RATE_SPAN_S = 0.5
+
 
 def read_series(run_dir: Path) -> pd.DataFrame | None:
     """The run's time series, with `t_s` since its first level started; None without one."""
@@ -99,7 +102,9 @@ def run_timeline(run_dir: Path, title: str) -> Plot | None:
     draw(rate_axes, client(series, "output_tokens_per_s"), "client: output tok/s", color="C0")
     generated = gauge(series, "generated_tokens_total")
     if generated.notna().sum() > 1:  # the counter's rise per second, level by level
-        rate = generated.diff() / np.diff(generated.index, prepend=np.nan)
+        seconds = np.diff(generated.index, prepend=np.nan)
+        # a level's last scrape may follow the one before by a moment: no rate from that
+        rate = (generated.diff() / seconds).where(seconds >= MIN_RATE_SPAN_S)
         draw(rate_axes, rate.clip(lower=0), "engine: generated tok/s", color="C0", ls=":")
     draw(flight_axes, client(series, "in_flight"), "client: in flight", color="C1")
     draw(flight_axes, gauge(series, "requests_running"), "engine: running", color="C2", ls="--")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from harness.report.timeline import run_timeline
 from tests.support.runs import make_bench, only_run_dir, read_summary
 
 pytestmark = pytest.mark.engine
@@ -82,3 +84,24 @@ def test_engine_metrics_are_scraped_around_each_level(embedded_run: tuple[Path, 
         before, after = level["engine_metrics"]["before"], level["engine_metrics"]["after"]
         predicted = "llamacpp:tokens_predicted_total"
         assert after[predicted] - before[predicted] == level["output_tokens_total"]
+
+
+def test_each_second_of_each_level_has_a_scrape_of_the_engines_metrics(
+    embedded_run: tuple[Path, str],
+) -> None:
+    run_dir = embedded_run[0]
+    series = pd.read_csv(run_dir / "timeseries.csv")
+    for level in read_summary(run_dir)["levels"]:
+        mine = series[series["level_index"] == level["level_index"]]
+        scrapes = mine[
+            (mine["source"] == "engine") & (mine["name"] == "llamacpp:requests_processing")
+        ]
+        times = sorted(scrapes["t_level_s"])
+        assert times[0] < 0.5 and times[-1] >= level["wall_time_s"] - 0.5
+        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+        assert max(gaps) < 1.5, gaps  # one a second, however busy the engine's CPU
+        assert len(times) >= int(level["wall_time_s"])
+        in_flight = mine[(mine["source"] == "client") & (mine["name"] == "in_flight")]
+        assert in_flight["value"].max() == pytest.approx(level["concurrency"], abs=0.5)
+    report = run_timeline(run_dir, "embedded")
+    assert report is not None and report.series["engine: running"]
