@@ -62,6 +62,8 @@ def run_table(summary: dict[str, Any]) -> str:
     for level in summary.get("levels", []):
         kind = level.get("peak_memory_kind")
         load = level["concurrency"]
+        if level.get("mode") == "rate" and level.get("rate_per_s") is not None:
+            load = f"rate {level['rate_per_s']:g}/s"
         if repeated:  # which pass over the ladder (repeats=K)
             load = f"{load} (#{level.get('repeat', 0) + 1})"
         memory = _fmt(level.get("peak_memory_mib"), 0)
