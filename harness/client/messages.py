@@ -26,8 +26,13 @@ def parse_message(data: str | bytes, unit: str) -> dict[str, Any]:
     return message
 
 
-def take_content(record: RequestRecord, text: str, arrival_ms: float) -> None:
-    """A content chunk arrived: its time, and the first one's as TTFT."""
+def take_content(
+    record: RequestRecord, text: str, arrival_ms: float, reply: list[str] | None
+) -> None:
+    """A content chunk arrived: its time, the first one's as TTFT, and its text where the
+    request keeps its reply (`reply` given: a multi-turn session's next turn sends it)."""
+    if reply is not None:
+        reply.append(text)
     record.output_chars += len(text)
     record.chunk_times_ms.append(arrival_ms)
     if record.ttft_ms is None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from harness.client.errors import (
     IncompleteStream,
     MalformedStream,
@@ -32,10 +30,10 @@ def engine_timings(final: dict[str, Any]) -> dict[str, Any]:
 
 
 class NDJSONReader:
-    """Bytes as they arrive -> JSON lines -> the record."""
+    """Bytes as they arrive -> JSON lines -> the record (and, given `reply`, the text)."""
 
-    def __init__(self, record: RequestRecord) -> None:
-        self.record = record
+    def __init__(self, record: RequestRecord, reply: list[str] | None = None) -> None:
+        self.record, self.reply = record, reply
         self.buffer = b""
         self.done = False
 
@@ -49,7 +47,7 @@ class NDJSONReader:
         message = parse_message(line, "line")
         text = (message.get("message") or {}).get("content") or message.get("response") or ""
         if isinstance(text, str) and text:
-            take_content(self.record, text, arrival_ms)
+            take_content(self.record, text, arrival_ms, self.reply)
         if message.get("done"):
             self.done = True
             self.take_final(message)
@@ -77,19 +75,3 @@ class NDJSONReader:
         count_chunks_without_usage(self.record)
         if not self.done:
             raise IncompleteStream("stream ended without its final done object")
-
-
-class ReplyKeepingNDJSONReader(NDJSONReader):
-    """An NDJSONReader that also keeps the generated text (multi-turn sessions only); a
-    line that carried text is parsed a second time, so other requests pay nothing for it."""
-
-    def __init__(self, record: RequestRecord, reply: list[str]) -> None:
-        super().__init__(record)
-        self.reply = reply
-
-    def on_line(self, line: bytes, arrival_ms: float) -> None:
-        chars = self.record.output_chars
-        super().on_line(line, arrival_ms)
-        if self.record.output_chars != chars:
-            message = orjson.loads(line)
-            self.reply.append((message.get("message") or {}).get("content") or "")

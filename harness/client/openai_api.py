@@ -27,7 +27,7 @@ from harness.client.errors import (
     MalformedStream,
     StreamError,
 )
-from harness.client.ollama_stream import NDJSONReader, ReplyKeepingNDJSONReader
+from harness.client.ollama_stream import NDJSONReader
 from harness.client.openai_stream import SSEReader, StreamState, content_of
 from harness.records import RequestRecord
 
@@ -157,7 +157,7 @@ async def send_streaming(
 def _reader(api: str, record: RequestRecord, reply: list[str] | None) -> NDJSONReader | SSEReader:
     if api not in OLLAMA_APIS:
         return SSEReader(record, reply)
-    return NDJSONReader(record) if reply is None else ReplyKeepingNDJSONReader(record, reply)
+    return NDJSONReader(record, reply)
 
 
 def mark_cancelled(record: RequestRecord) -> RequestRecord:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from harness.client.errors import (
     IncompleteStream,
     MalformedStream,
@@ -31,8 +29,8 @@ def content_of(choice: dict[str, Any]) -> str:
 class StreamState:
     """Folds parsed SSE events into a record."""
 
-    def __init__(self, record: RequestRecord) -> None:
-        self.record = record
+    def __init__(self, record: RequestRecord, reply: list[str] | None = None) -> None:
+        self.record, self.reply = record, reply
         self.done = False
 
     def on_event(self, data: str, arrival_ms: float) -> None:
@@ -43,7 +41,7 @@ class StreamState:
         for choice in message.get("choices") or ():
             text = content_of(choice)
             if text:
-                take_content(self.record, text, arrival_ms)
+                take_content(self.record, text, arrival_ms, self.reply)
             if choice.get("finish_reason"):
                 self.record.finish_reason = choice["finish_reason"]
         usage = message.get("usage")
@@ -76,28 +74,11 @@ class StreamState:
             raise IncompleteStream("stream ended without [DONE] or a finish_reason")
 
 
-class ReplyKeepingState(StreamState):
-    """A StreamState that also keeps the generated text, for a multi-turn session whose next
-    turn sends it back. An event that carried text is parsed a second time here, so that no
-    other request pays anything per chunk for it."""
-
-    def __init__(self, record: RequestRecord, reply: list[str]) -> None:
-        super().__init__(record)
-        self.reply = reply
-
-    def on_event(self, data: str, arrival_ms: float) -> None:
-        chars = self.record.output_chars
-        super().on_event(data, arrival_ms)
-        if self.record.output_chars != chars:
-            self.reply.extend(content_of(c) for c in orjson.loads(data).get("choices") or ())
-
-
 class SSEReader:
     """Bytes as they arrive -> events -> the record (and, given `reply`, the text)."""
 
     def __init__(self, record: RequestRecord, reply: list[str] | None = None) -> None:
-        state = StreamState(record) if reply is None else ReplyKeepingState(record, reply)
-        self.parser, self.state = SSEParser(), state
+        self.parser, self.state = SSEParser(), StreamState(record, reply)
 
     def feed(self, raw: bytes, arrival_ms: float) -> None:
         for event in self.parser.feed(raw):

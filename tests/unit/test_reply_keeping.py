@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from harness.client.ollama_stream import NDJSONReader, ReplyKeepingNDJSONReader
-from harness.client.openai_stream import SSEReader, StreamState
+from harness.client.ollama_stream import NDJSONReader
+from harness.client.openai_stream import SSEReader
 from harness.records import RequestRecord
 
 
@@ -27,9 +27,9 @@ def test_an_sse_reader_given_a_reply_keeps_the_generated_text() -> None:
 
 def test_an_sse_reader_keeps_no_text_by_default() -> None:
     reader = SSEReader(RequestRecord(0, 1, 0))
-    assert type(reader.state) is StreamState
     reader.feed(sse("Hello"), 1.0)
-    assert not hasattr(reader.state, "reply")
+    assert reader.state.reply is None
+    assert reader.state.record.output_chars == 5
 
 
 def test_an_ollama_reader_given_a_reply_keeps_the_generated_text() -> None:
@@ -40,10 +40,10 @@ def test_an_ollama_reader_given_a_reply_keeps_the_generated_text() -> None:
     ]
     raw = b"".join(orjson.dumps(line) + b"\n" for line in lines)
     reply: list[str] = []
-    reader = ReplyKeepingNDJSONReader(RequestRecord(0, 1, 0), reply)
+    reader = NDJSONReader(RequestRecord(0, 1, 0), reply)
     reader.feed(raw, 1.0)
     reader.close(2.0)
     assert "".join(reply) == "Hi there"
     plain = NDJSONReader(RequestRecord(0, 1, 0))
     plain.feed(raw, 1.0)
-    assert plain.record.output_chars == 8
+    assert plain.reply is None and plain.record.output_chars == 8
