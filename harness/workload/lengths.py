@@ -17,21 +17,9 @@ def draw(rng: random.Random, distribution: str, mean: int, stddev: float, bounds
     return max(1, round(rng.gauss(mean, stddev)))
 
 
-def prompt_length(rng: random.Random, cfg: WorkloadConfig) -> int:
-    return draw(
-        rng,
-        cfg.length_distribution,
-        cfg.prompt_tokens,
-        cfg.prompt_tokens_stddev,
-        cfg.prompt_tokens_range,
-    )
-
-
-def output_length(rng: random.Random, cfg: WorkloadConfig) -> int:
-    return draw(
-        rng,
-        cfg.length_distribution,
-        cfg.max_tokens,
-        cfg.output_tokens_stddev,
-        cfg.output_tokens_range,
-    )
+def lengths(rng: random.Random, cfg: WorkloadConfig) -> tuple[int, int]:
+    """One request's prompt and output lengths, drawn in that order."""
+    kind = cfg.length_distribution
+    prompt = draw(rng, kind, cfg.prompt_tokens, cfg.prompt_tokens_stddev, cfg.prompt_tokens_range)
+    output = draw(rng, kind, cfg.max_tokens, cfg.output_tokens_stddev, cfg.output_tokens_range)
+    return prompt, output

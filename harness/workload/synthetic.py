@@ -8,7 +8,7 @@ import random
 from harness.client.endpoint import RequestSpec
 from harness.config import WorkloadConfig
 from harness.workload.fit import exact_text
-from harness.workload.lengths import output_length, prompt_length
+from harness.workload.lengths import lengths
 from harness.workload.prefix import group_of, group_prefixes
 from harness.workload.tokens import TokenCounter
 from harness.workload.words import WORDS, opening, seeded_words
@@ -28,7 +28,7 @@ def synthetic_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> l
     prefixes = group_prefixes(cfg, counter)
     specs = []
     for index in range(count):
-        prompt_len, output_len = prompt_length(rng, cfg), output_length(rng, cfg)
+        prompt_len, output_len = lengths(rng, cfg)
         system, group = group_of(prefixes, index)
         if counter.source == "words":
             prompt = " ".join([opening(index), *seeded_words(rng, prompt_len - 2, WORDS)])
