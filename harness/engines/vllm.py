@@ -88,6 +88,8 @@ class Vllm(ServedEngine):
             str(cfg.gpu_memory_utilization),
             "--kv-cache-dtype",
             self.kv_cache_dtype(),
+            # usage.prompt_tokens_details.cached_tokens per request: the prefix cache's hits
+            "--enable-prompt-tokens-details",
         ]
 
     def native_command(self) -> list[str]:

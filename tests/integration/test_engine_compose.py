@@ -169,6 +169,7 @@ def test_vllm_runs_as_the_compose_service_with_its_knobs(
         "vllm", "serve", "org/fake-model", "--served-model-name", "gemma3-270m",
         "--host", "0.0.0.0", "--port", "8000", "--max-model-len", "4096",
         "--max-num-seqs", "8", "--gpu-memory-utilization", "0.5", "--kv-cache-dtype", "auto",
+        "--enable-prompt-tokens-details",
     ]  # fmt: skip
     assert compose_calls(fake_docker_env)[-4:] == [
         ["logs", "--no-color", "vllm"],

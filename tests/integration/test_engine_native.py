@@ -275,6 +275,7 @@ def test_vllm_serve_gets_the_pinned_arguments(fake_path: dict[str, str], tmp_pat
         "vllm", "serve", "org/fake-model", "--served-model-name", "gemma3-270m",
         "--host", "127.0.0.1", "--port", port, "--max-model-len", "4096",
         "--max-num-seqs", "256", "--gpu-memory-utilization", "0.9", "--kv-cache-dtype", "auto",
+        "--enable-prompt-tokens-details",
     ]  # fmt: skip
     engine = environment(run_dir)["engine"]
     assert engine["version"]["version"] == "0.0.fake"

@@ -156,6 +156,7 @@ def test_native_vllm_serve_argv(tmp_path: Path) -> None:
         "vllm", "serve", "o/m", "--served-model-name", "gemma3-270m",
         "--host", "127.0.0.1", "--port", "8123", "--max-model-len", "8192",
         "--max-num-seqs", "256", "--gpu-memory-utilization", "0.75", "--kv-cache-dtype", "fp8",
+        "--enable-prompt-tokens-details",
     ]  # fmt: skip
 
 
