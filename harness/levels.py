@@ -197,11 +197,22 @@ class LevelRunner:
         from_records = [f for f in level["flags"] if f in CLIENT_RECORD_FLAGS]
         level["client_flags"] = (client["flags"] if client else []) + from_records
         level["flags"] = [f for f in level["flags"] if f not in CLIENT_RECORD_FLAGS]
-        if level["client_flags"]:
+        distorting = [f for f in level["client_flags"] if f not in CLIENT_RECORD_FLAGS]
+        if distorting:
             log.warning(
                 "level %s: the client may have distorted the figures: %s",
                 plan.level_index + 1,
-                ", ".join(level["client_flags"]),
+                ", ".join(distorting),
+            )
+        if from_records:
+            wait = level["client_wait_ms"]
+            log.warning(
+                "level %s: requests waited on the client before going on the wire "
+                "(client_wait: max %.1f ms, n=%d); latencies run from the wire and exclude "
+                "it, the load offered was that much lower",
+                plan.level_index + 1,
+                wait["max"] or 0.0,
+                wait["n"],
             )
         if level["flags"]:
             log.warning(
