@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tabulate import tabulate
@@ -17,12 +18,21 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def percentile_text(
+    stat: str, value: Any, maximum: Any, count: int, fmt: Callable[[Any], str]
+) -> str:
+    """A percentile with its sample count, "2,339.3 (n=16)"; from fewer samples than it
+    needs (MIN_SAMPLES), the maximum, named so: "max 2,395.6 (n=16)". Every table writes
+    percentiles through this."""
+    if not count:
+        return "-"
+    if count < MIN_SAMPLES.get(stat, 0):
+        return f"max {fmt(maximum)} (n={count})"
+    return f"{fmt(value)} (n={count})"
+
+
 def _with_n(stats: dict[str, Any], stat: str) -> str:
-    """A percentile with its sample count; below the count it needs, the maximum, named."""
-    n = stats.get("n") or 0
-    if n < MIN_SAMPLES.get(stat, 0):
-        return f"max {_fmt(stats.get('max'))} (n={n})" if n else "-"
-    return f"{_fmt(stats.get(stat))} (n={n})"
+    return percentile_text(stat, stats.get(stat), stats.get("max"), stats.get("n") or 0, _fmt)
 
 
 def _steady(level: dict[str, Any]) -> str:

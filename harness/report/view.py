@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from harness.metrics import METRICS, MIN_SAMPLES
+from harness.metrics import METRICS
 from harness.report.cells import KEY_TITLES, SERIES_KEYS, applicable, implied, varies
+from harness.report.table import percentile_text
 
 # A cell that shows a number: "1,234.5", "-", "2.00x", "45.2 (interrupted)", "474 (gpu)",
 # "max 2,395.6 (n=16)", "45.2 ± 1.3 (CV 1.2%, k=3)".
@@ -52,11 +53,7 @@ def percentile_cell(stat: str, value: Any, maximum: Any, n: Any, digits: int = 1
     """A percentile with its sample count, "2,339.3 (n=16)"; from fewer samples than it
     needs (MIN_SAMPLES), the maximum, named so: "max 2,395.6 (n=16)"."""
     count = 0 if n is None or pd.isna(n) else int(n)
-    if not count:
-        return "-"
-    if count < MIN_SAMPLES.get(stat, 0):
-        return f"max {fmt(maximum, digits)} (n={count})"
-    return f"{fmt(value, digits)} (n={count})"
+    return percentile_text(stat, value, maximum, count, lambda v: fmt(v, digits))
 
 
 def header(metric_key: str, detail: str = "") -> str:
