@@ -15,21 +15,13 @@ from harness.config import BenchConfig
 from harness.engines import Engine
 from harness.metrics import CLIENT_RECORD_FLAGS, summarize_level
 from harness.records import RequestRecord
+from harness.telemetry.energy import NO_ENERGY
+from harness.telemetry.process import rss_peak
 from harness.telemetry.sampler import Sampler
 from harness.telemetry.series import LevelSeries
 from harness.workload.check import workload_figures
 
 log = logging.getLogger(__name__)
-
-# what a level without telemetry carries: the fields of Sampler.peak(), empty
-NO_PEAK = (
-    "peak_memory_mib",
-    "peak_memory_kind",
-    "peak_memory_devices",
-    "peak_engine_process_mib",
-    "peak_memory_above_baseline_mib",
-)
-NO_ENERGY = ("energy_j", "energy_source", "mean_power_w")
 
 
 def level_name(mode: str, concurrency: int, rate: float | None) -> str:
@@ -229,7 +221,7 @@ class LevelRunner:
     def memory(self, records: list[RequestRecord]) -> dict[str, Any]:
         """Peak memory and GPU energy from the level's first send to its last byte."""
         if not records or not self.sampler:
-            return dict.fromkeys((*NO_PEAK, *NO_ENERGY))
+            return {**rss_peak(None), **NO_ENERGY}  # the fields of a peak, all unknown
         start = min(r.start_mono_s for r in records)
         end = max(r.end_mono_s for r in records)
         return {**self.sampler.peak(start, end), **self.sampler.energy(start, end)}

@@ -32,13 +32,17 @@ def cumulative_j(
     return None
 
 
+# a level whose energy is not known
+NO_ENERGY: dict[str, Any] = {"energy_j": None, "energy_source": None, "mean_power_w": None}
+
+
 def level_energy(
     snapshots: Sequence[Any], devices: Sequence[int], start_mono_s: float, end_mono_s: float
 ) -> dict[str, Any]:
     """energy_j (summed over `devices`) from start to end, its source and the mean power;
     None where a device's samples do not cover the level or it reports neither figure.
     `snapshots`: GpuSnapshot-like, with t_mono_s, energy_mj and power_w per device."""
-    nothing = {"energy_j": None, "energy_source": None, "mean_power_w": None}
+    nothing = dict(NO_ENERGY)
     if end_mono_s <= start_mono_s or not devices:
         return nothing
     ordered = sorted(snapshots, key=lambda s: s.t_mono_s)
