@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from hydra.errors import HydraException
 from harness.config import BenchConfig, ConfigError, register, slug, to_bench_config
 from harness.engines import EngineError, create_engine, host
 from harness.engines.compose import ComposeService
+from harness.engines.process import find_family, stop_family
 from harness.engines.served import ServedEngine
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -103,6 +102,9 @@ def up(bench: BenchConfig) -> int:
     elif engine.pids():
         pid = engine.pids()[0]
         state.update(pid=pid, pid_create_time=psutil.Process(pid).create_time())
+        process = getattr(engine, "process", None)
+        if process is not None:  # found again by `down` even where it left the group
+            state["owner_mark"] = process.owner_mark
     state_path.write_text(json.dumps(state, indent=2) + "\n")
     print(f"{bench.engine.name} is running at {engine.base_url} (model {engine.served_model})")
     print(f"measure it: make bench ENGINE=openai URL={engine.base_url} MODEL={engine.served_model}")
@@ -110,21 +112,19 @@ def up(bench: BenchConfig) -> int:
     return 0
 
 
-def stop_native(pid: int, grace_s: float) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after grace_s."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+def stop_native(state: dict[str, Any], grace_s: float) -> list[psutil.Process]:
+    """Stop the recorded server and every process it started: its descendants and those
+    carrying its owner mark (SIGTERM, SIGKILL after grace_s), until none runs. Returns
+    those that survived."""
+    pid, mark = state["pid"], state.get("owner_mark")
+
+    def group() -> int | None:  # the leader still runs: its group id is still its own
+        return pid if native_alive(state) else None
+
+    def family() -> list[psutil.Process]:
+        return find_family(pid if native_alive(state) else None, mark)
+
+    return stop_family(family, grace_s, group)
 
 
 def down(bench: BenchConfig) -> int:
@@ -151,8 +151,13 @@ def down(bench: BenchConfig) -> int:
         compose_service.stop(grace_s)
         print(f"stopped compose service {service} (project {project}); log in {folder}")
     elif state.get("pid") and native_alive(state):
-        stop_native(state["pid"], grace_s)
+        left = stop_native(state, grace_s)
         print(f"stopped {bench.engine.name} (pid {state['pid']}); its log: {state.get('log')}")
+        if left:
+            print(
+                f"processes still running: {', '.join(str(p.pid) for p in left)}", file=sys.stderr
+            )
+            return 1
     else:
         print(f"{bench.engine.name} is not running (no live engine in {state_path})")
     state_path.unlink(missing_ok=True)

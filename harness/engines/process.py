@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -65,66 +66,96 @@ class ManagedProcess:
         return self.proc.poll() if self.proc else None
 
     def family(self) -> list[psutil.Process]:
-        """The child and every process it started that still runs: its descendants, and
-        those that left its group or lost their parent but carry its owner mark."""
-        found: dict[int, psutil.Process] = {}
-        if self.proc is not None and self.alive():  # a reaped child's pid may be reused
-            with contextlib.suppress(psutil.Error):
-                leader = psutil.Process(self.proc.pid)
-                found[leader.pid] = leader
-                found.update((child.pid, child) for child in leader.children(recursive=True))
-        for process in psutil.process_iter():
-            with contextlib.suppress(psutil.Error):
-                if process.environ().get(OWNER_ENV) == self.owner_mark:
-                    found[process.pid] = process
-        return [process for process in found.values() if _running(process)]
+        """The child and every process it started that still runs (see `find_family`)."""
+        alive = self.proc is not None and self.alive()  # a reaped child's pid may be reused
+        return find_family(self.proc.pid if alive and self.proc else None, self.owner_mark)
 
     def stop(self, grace_s: float) -> int | None:
         """SIGTERM the whole family, wait up to `grace_s` until none is left, then SIGKILL
         what remains and wait again. Returns the child's exit code."""
         if self.proc is None:
             return None
-        family = self.family()
-        if family:
-            self._signal(family, signal.SIGTERM)
-            left = self._wait_gone(family, grace_s)
-            if left:
-                log.info(
-                    "%d engine process(es) still running %.1f s after SIGTERM (pids %s); "
-                    "sending SIGKILL",
-                    len(left),
-                    grace_s,
-                    _pids(left),
-                )
-                everyone = self.family()  # with any started meanwhile
-                self._signal(everyone, signal.SIGKILL)
-                left = self._wait_gone(everyone, KILL_WAIT_S)
-                if left:
-                    log.warning("engine processes %s survived SIGKILL", _pids(left))
+        proc = self.proc
+
+        def group() -> int | None:  # an unreaped child still holds its pid: the group is ours
+            return proc.pid if proc.poll() is None else None
+
+        stop_family(self.family, grace_s, group, reap=proc.poll)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=KILL_WAIT_S)
-        return self.proc.returncode
+            proc.wait(timeout=KILL_WAIT_S)
+        return proc.returncode
 
-    def _signal(self, family: list[psutil.Process], sig: signal.Signals) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            # the unreaped child still holds its pid, so the group id is still ours
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
-        for process in family:
+
+def find_family(leader_pid: int | None, owner_mark: str | None) -> list[psutil.Process]:
+    """A leader and its descendants, with those that left its group or lost their parent but
+    carry its owner mark (OWNER_ENV), as far as they still run."""
+    found: dict[int, psutil.Process] = {}
+    if leader_pid is not None:
+        with contextlib.suppress(psutil.Error):
+            leader = psutil.Process(leader_pid)
+            found[leader.pid] = leader
+            found.update((child.pid, child) for child in leader.children(recursive=True))
+    if owner_mark:
+        for process in psutil.process_iter():
             with contextlib.suppress(psutil.Error):
-                process.send_signal(sig)  # psutil checks that the pid was not reused
+                if process.environ().get(OWNER_ENV) == owner_mark:
+                    found[process.pid] = process
+    return [process for process in found.values() if _running(process)]
 
-    def _wait_gone(self, family: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-        """Wait until none of `family` runs (reaping the child); those still running."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.proc.poll()
-            left = [process for process in family if _running(process)]
-            if not left or time.monotonic() >= deadline:
-                return left
-            time.sleep(POLL_S)
+
+def stop_family(
+    family: Callable[[], list[psutil.Process]],
+    grace_s: float,
+    group: Callable[[], int | None],
+    reap: Callable[[], object] = lambda: None,
+) -> list[psutil.Process]:
+    """SIGTERM every process `family()` names (and the process group `group()` names while
+    it is still the leader's), wait up to
+    `grace_s` until none runs, then SIGKILL what is left, with any started meanwhile, and
+    wait again. Returns those that survived even that."""
+    members = family()
+    if not members:
+        return []
+    _signal(members, signal.SIGTERM, group)
+    left = _wait_gone(members, grace_s, reap)
+    if not left:
+        return []
+    log.info(
+        "%d engine process(es) still running %.1f s after SIGTERM (pids %s); sending SIGKILL",
+        len(left),
+        grace_s,
+        _pids(left),
+    )
+    everyone = family()
+    _signal(everyone, signal.SIGKILL, group)
+    left = _wait_gone(everyone, KILL_WAIT_S, reap)
+    if left:
+        log.warning("engine processes %s survived SIGKILL", _pids(left))
+    return left
+
+
+def _signal(
+    family: list[psutil.Process], sig: signal.Signals, group: Callable[[], int | None]
+) -> None:
+    if (group_id := group()) is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group_id, sig)
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)  # psutil checks that the pid was not reused
+
+
+def _wait_gone(
+    family: list[psutil.Process], timeout_s: float, reap: Callable[[], object]
+) -> list[psutil.Process]:
+    """Wait until none of `family` runs (reaping our child); those still running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reap()
+        left = [process for process in family if _running(process)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(POLL_S)
 
 
 def _running(process: psutil.Process) -> bool:

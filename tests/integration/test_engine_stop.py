@@ -116,3 +116,23 @@ def test_an_engine_that_obeys_sigterm_stops_without_waiting_for_the_grace(
     started = time.monotonic()
     assert process.stop(grace_s=10) == -15
     assert time.monotonic() - started < 2
+
+
+def test_make_down_stops_the_recorded_engine_and_every_process_it_started(
+    tmp_path: Path, record: Path
+) -> None:
+    """`make down` runs in another process than the one that started the engine: from the
+    state `make up` wrote (pid, its start time, the owner mark) it finds the children too,
+    the one that left the group included, as vLLM's engine core and workers would be."""
+    from harness.serve import stop_native
+
+    process, (leader, child, grandchild) = start_stand_in(tmp_path, record, "leader-stays")
+    state = {
+        "pid": leader,
+        "pid_create_time": psutil.Process(leader).create_time(),
+        "owner_mark": process.owner_mark,
+    }
+    started = time.monotonic()
+    assert stop_native(state, GRACE_S) == []
+    assert [pid for pid in (leader, child, grandchild) if running(pid)] == []
+    assert time.monotonic() - started < GRACE_S + 1.5
