@@ -46,6 +46,8 @@ from harness.fit.predict import (
 from harness.fit.prediction import CUDA_CONTEXT_MIB, DEVICES, HEADROOM, Prediction
 from harness.fit.quant import QUANT_BITS_PER_WEIGHT, nominal_bits, quant_name
 from harness.fit.vllm import (
+    VLLM_CPU_KV_SPACE_MIB,
+    VLLM_CPU_RUNTIME_MIB,
     VLLM_GPU_UTIL,
     full_length_sequences,
     vllm_activation_bytes,
@@ -65,6 +67,8 @@ __all__ = [
     "MODEL_DIR",
     "N_UBATCH",
     "QUANT_BITS_PER_WEIGHT",
+    "VLLM_CPU_KV_SPACE_MIB",
+    "VLLM_CPU_RUNTIME_MIB",
     "VLLM_GPU_UTIL",
     "Arch",
     "CacheCells",

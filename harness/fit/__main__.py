@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hf-config", type=Path, help="read it from this config.json")
     parser.add_argument("--device", default="gpu", help="gpu or cpu (cpu: no CUDA context)")
     parser.add_argument("--gpu-util", type=float, default=VLLM_GPU_UTIL, help="vLLM's share")
+    parser.add_argument(
+        "--cpu-kv-gib", type=float, help="vLLM on the CPU: VLLM_CPU_KVCACHE_SPACE (default 4)"
+    )
     parser.add_argument("--no-flash-attn", action="store_true", help="llama.cpp/Ollama -fa off")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser.parse_args(argv)
@@ -50,6 +53,8 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.gpu_gb is not None and args.gpu_gb <= 0:
         raise FitError(f"--gpu-gb={args.gpu_gb!r} is not valid; it must be > 0")
+    if args.cpu_kv_gib is not None and args.cpu_kv_gib <= 0:
+        raise FitError(f"--cpu-kv-gib={args.cpu_kv_gib!r} is not valid; it must be > 0")
     if not 0 < args.gpu_util <= 1:
         raise FitError(f"--gpu-util={args.gpu_util!r} is not valid; it must be in (0, 1]")
     if args.model is None and args.gguf is None and args.hf_config is None:
@@ -82,6 +87,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             gpu_total_mib=gpu_mib,
             gpu_util=args.gpu_util,
             flash_attn=not args.no_flash_attn,
+            cpu_kv_space_mib=None if args.cpu_kv_gib is None else args.cpu_kv_gib * 1024,
         )
 
     prediction = run(args.ctx)

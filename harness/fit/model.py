@@ -69,7 +69,8 @@ def resolve_model(
     quant: str | None = None,
 ) -> ModelFacts:
     """Architecture from, in order: a GGUF file, a config.json, the model's `arch:` mapping,
-    the model's own GGUF; weights from the GGUF file size, else params x bits per weight."""
+    the model's own GGUF; weights from the GGUF file size (not for vLLM, which serves a
+    GGUF dequantised), else params x bits per weight."""
     name = str(_field(model, "name") or "model")
     if gguf_path is None and hf_config is None and not _field(model, "arch"):
         gguf_path = model_gguf_path(model)
@@ -85,7 +86,7 @@ def resolve_model(
     else:
         arch = arch_from_dict(dict(_field(model, "arch")), name)
     params_b = float(_field(model, "params_b") or estimate_params_b(arch))
-    if gguf_path is not None:
+    if gguf_path is not None and not for_vllm:
         size_mib = Path(gguf_path).stat().st_size / MIB
         return ModelFacts(arch, size_mib, f"GGUF file size ({Path(gguf_path).name})",
                           arch.quant, params_b)  # fmt: skip
@@ -99,7 +100,8 @@ def _weights_quant(asked: str | None, stated: str | None, for_vllm: bool) -> str
     if asked is not None:
         return quant_name(asked)
     if for_vllm and (stated or "").upper() not in VLLM_WEIGHTS:
-        return "BF16"  # vLLM serves the HF checkpoint, not the GGUF the model file names
+        # vLLM serves the HF checkpoint, or the GGUF dequantised, not the GGUF's own blocks
+        return "BF16"
     if stated is None:
         raise FitError("no quantization is known for this model; give --quant (e.g. Q4_K_M)")
     return quant_name(stated, "model.quant")

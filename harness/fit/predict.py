@@ -38,17 +38,19 @@ def predict(
     gpu_total_mib: float | None = None,
     gpu_util: float = VLLM_GPU_UTIL,
     flash_attn: bool = True,
+    cpu_kv_space_mib: float | None = None,
 ) -> Prediction:
     """The memory one engine needs for `parallel` slots of `ctx_per_slot` tokens each.
 
-    For vLLM, `ctx_per_slot` is max_model_len and `parallel` max_num_seqs.
+    For vLLM, `ctx_per_slot` is max_model_len and `parallel` max_num_seqs; on the CPU its
+    KV pool is `cpu_kv_space_mib` (VLLM_CPU_KVCACHE_SPACE; None: vLLM's default).
     """
     check_counts(ctx_per_slot, parallel)
     check_device(device)
     rule = engine_rule(engine)
     if rule == "vllm":
         return predict_vllm(arch, ctx_per_slot, parallel, weights_mib, kv_type, device,
-                            gpu_total_mib, gpu_util)  # fmt: skip
+                            gpu_total_mib, gpu_util, cpu_kv_space_mib)  # fmt: skip
     return predict_llamacpp(arch, rule, ctx_per_slot, parallel, weights_mib, kv_type, device,
                             gpu_total_mib, flash_attn)  # fmt: skip
 
@@ -80,6 +82,7 @@ def predict_for_config(
     hf_config: Path | None = None,
     gpu_util: float = VLLM_GPU_UTIL,
     flash_attn: bool = True,
+    cpu_kv_space_mib: float | None = None,
 ) -> Prediction:
     """Predict for a ModelConfig (or a dict of its fields) on one engine.
 
@@ -97,6 +100,7 @@ def predict_for_config(
         gpu_total_mib=gpu_total_mib,
         gpu_util=gpu_util,
         flash_attn=flash_attn,
+        cpu_kv_space_mib=cpu_kv_space_mib,
     )
 
 

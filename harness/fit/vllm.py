@@ -8,11 +8,18 @@ sequences at once (at most max_num_seqs), it does not decide whether the model f
 from __future__ import annotations
 
 from harness.constants import MIB
-from harness.fit.arch import Arch, FitError
+from harness.fit.arch import Arch
 from harness.fit.kv import kv_bytes_per_token
 from harness.fit.prediction import CUDA_CONTEXT_MIB, HEADROOM, Prediction
 
 VLLM_GPU_UTIL = 0.9
+# vLLM's CPU build: its KV pool is VLLM_CPU_KVCACHE_SPACE GiB (4 when unset).
+VLLM_CPU_KV_SPACE_MIB = 4 * 1024.0
+# What the CPU build's three processes hold beside weights and KV, their RSS summed
+# (shared pages count in each): API server ~1,780 MiB, engine core ~1,070, worker ~1,730
+# over weights and KV. Measured with vllm-cpu 0.32.0, torch 2.13 (CPU), Gemma 3 270M on
+# x86_64, 2 cores: 6,121 MiB peak = 511 weights + 1,024 KV + 4,586.
+VLLM_CPU_RUNTIME_MIB = 4600.0
 VLLM_BLOCK_TOKENS = 16
 # vLLM >= 0.21 counts its CUDA graphs inside the budget; assumed 512 MiB at default sizes.
 VLLM_CUDA_GRAPHS_MIB = 512.0
@@ -52,13 +59,15 @@ def predict_vllm(
     device: str,
     gpu_total_mib: float | None,
     gpu_util: float,
+    cpu_kv_space_mib: float | None = None,
 ) -> Prediction:
     """vLLM takes gpu_util x GPU memory; what weights, activations and overhead leave is KV.
 
     It fits when that pool holds one max_model_len sequence and the share leaves the headroom.
     """
-    if device != "gpu":
-        raise FitError("--device='cpu' is not valid with --engine='vllm'; its rule is for GPUs")
+    if device == "cpu":
+        return predict_vllm_cpu(arch, max_model_len, max_num_seqs, weights_mib, kv_type,
+                                gpu_total_mib, cpu_kv_space_mib)  # fmt: skip
     batched = vllm_batched_tokens(gpu_total_mib or 0.0)
     activation_mib = vllm_activation_bytes(arch, batched) / MIB
     overhead = CUDA_CONTEXT_MIB + VLLM_CUDA_GRAPHS_MIB
@@ -87,4 +96,38 @@ def predict_vllm(
         method=method, kv_cells=max_model_len,
         gpu_total_mib=gpu_total_mib, fits=fits, kv_tokens_capacity=capacity,
         full_length_sequences=sequences,
+    )  # fmt: skip
+
+
+def predict_vllm_cpu(
+    arch: Arch,
+    max_model_len: int,
+    max_num_seqs: int,
+    weights_mib: float,
+    kv_type: str,
+    ram_total_mib: float | None,
+    kv_space_mib: float | None,
+) -> Prediction:
+    """vLLM's CPU build: weights, a KV pool of a fixed size, and the runtime of its three
+    Python processes (`VLLM_CPU_RUNTIME_MIB`). It starts when the pool holds one
+    max_model_len sequence; it fits when the sum leaves the headroom free of the RAM."""
+    kv_mib = VLLM_CPU_KV_SPACE_MIB if kv_space_mib is None else kv_space_mib
+    capacity = vllm_kv_tokens(kv_mib * MIB, arch, kv_type)
+    total = weights_mib + kv_mib + VLLM_CPU_RUNTIME_MIB
+    fits = None
+    if ram_total_mib is not None:
+        fits = capacity >= max_model_len and total <= (1 - HEADROOM) * ram_total_mib
+    method = (
+        "vllm cpu rule: weights + the KV pool (VLLM_CPU_KVCACHE_SPACE) + the runtime of its"
+        f" API server, engine core and worker ({VLLM_CPU_RUNTIME_MIB:.0f} MiB, RSS summed, as"
+        " measured on vllm-cpu 0.32.0); capacity in blocks of"
+        f" {VLLM_BLOCK_TOKENS} tokens; it starts when the pool holds one max_model_len sequence"
+    )
+    return Prediction(
+        engine="vllm", device="cpu", ctx_per_slot=max_model_len, parallel=max_num_seqs,
+        kv_type=kv_type, weights_mib=weights_mib, kv_cache_mib=kv_mib,
+        compute_buffer_mib=0.0, overhead_mib=VLLM_CPU_RUNTIME_MIB, total_mib=total,
+        method=method, kv_cells=max_model_len, gpu_total_mib=ram_total_mib, fits=fits,
+        kv_tokens_capacity=capacity,
+        full_length_sequences=full_length_sequences(capacity, max_model_len, max_num_seqs),
     )  # fmt: skip

