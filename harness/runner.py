@@ -109,6 +109,8 @@ class Job:
         self.engine.preflight()  # fail fast (no GPU, no Docker, port taken) before pulls
         follow_launcher(self.sampler, self.engine)
         model_info = self.engine.provision()
+        if model_info.get("served_quant"):  # the weights as served differ from model.quant
+            self.summary["run"]["quant"] = model_info["served_quant"]
         gpus = self.environment["machine"].get("gpus") or []
         self.summary["predicted_memory"] = predicted_memory(bench, model_info, gpus)
         self._write_environment(model=model_info, memory_baseline_mib=baseline)

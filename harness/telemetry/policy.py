@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def engine_on_cpu(engine: EngineConfig) -> bool:
-    """The embedded llama.cpp server, or llama.cpp with no layer offloaded: its memory is
-    its process tree's, whatever GPU the machine has."""
+    """The embedded llama.cpp server, llama.cpp with no layer offloaded, or vLLM's CPU
+    build: its memory is its process tree's, whatever GPU the machine has."""
     if engine.kind == "llamacpp_embedded" or engine.launcher == "embedded":
+        return True
+    if engine.kind == "vllm" and engine.device == "cpu":
         return True
     return engine.kind == "llamacpp" and engine.n_gpu_layers == 0
 
