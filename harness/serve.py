@@ -105,6 +105,7 @@ def up(bench: BenchConfig) -> int:
         process = getattr(engine, "process", None)
         if process is not None:  # found again by `down` even where it left the group
             state["owner_mark"] = process.owner_mark
+            state["family"] = [[p.pid, p.create_time()] for p in process.known]
     state_path.write_text(json.dumps(state, indent=2) + "\n")
     print(f"{bench.engine.name} is running at {engine.base_url} (model {engine.served_model})")
     print(f"measure it: make bench ENGINE=openai URL={engine.base_url} MODEL={engine.served_model}")
@@ -117,14 +118,25 @@ def stop_native(state: dict[str, Any], grace_s: float) -> list[psutil.Process]:
     carrying its owner mark (SIGTERM, SIGKILL after grace_s), until none runs. Returns
     those that survived."""
     pid, mark = state["pid"], state.get("owner_mark")
+    recorded = state.get("family", [])
+    known = [seen for member, created in recorded if (seen := _same(member, created))]
 
     def group() -> int | None:  # the leader still runs: its group id is still its own
         return pid if native_alive(state) else None
 
     def family() -> list[psutil.Process]:
-        return find_family(pid if native_alive(state) else None, mark)
+        return find_family(pid if native_alive(state) else None, mark, known)
 
     return stop_family(family, grace_s, group)
+
+
+def _same(pid: int, created: float) -> psutil.Process | None:
+    """The process `pid` if it is still the one started at `created` (pids are reused)."""
+    try:
+        process = psutil.Process(pid)
+        return process if process.create_time() == created else None
+    except psutil.Error:
+        return None
 
 
 def down(bench: BenchConfig) -> int:

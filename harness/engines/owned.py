@@ -94,6 +94,8 @@ class OwnedServer(Engine):
                 f"{exc} (engine.startup_timeout_s={self.engine_cfg.startup_timeout_s:.0f}); "
                 f"last lines of the engine log:\n{self.engine_log_tail()}"
             ) from None
+        if self.process is not None:  # its engine core, workers, runners exist by now
+            self.process.remember_family()
         self.after_ready()
 
     def _wait_healthy(self) -> None:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psutil
@@ -36,6 +36,11 @@ class ManagedProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_offset = 0  # where this start's output begins in the appended log
         self.owner_mark = uuid.uuid4().hex
+        # The family seen while the child ran (`remember_family`): found again after the
+        # child exited even where a process lost both its parent and its mark (vLLM's engine
+        # core and workers rename themselves with setproctitle, which overwrites the
+        # environment /proc shows).
+        self.known: list[psutil.Process] = []
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +73,12 @@ class ManagedProcess:
     def family(self) -> list[psutil.Process]:
         """The child and every process it started that still runs (see `find_family`)."""
         alive = self.proc is not None and self.alive()  # a reaped child's pid may be reused
-        return find_family(self.proc.pid if alive and self.proc else None, self.owner_mark)
+        leader = self.proc.pid if alive and self.proc else None
+        return find_family(leader, self.owner_mark, self.known)
+
+    def remember_family(self) -> None:
+        """Keep the processes the child has started by now (called once it is ready)."""
+        self.known = self.family()
 
     def stop(self, grace_s: float) -> int | None:
         """SIGTERM the whole family, wait up to `grace_s` until none is left, then SIGKILL
@@ -86,10 +96,13 @@ class ManagedProcess:
         return proc.returncode
 
 
-def find_family(leader_pid: int | None, owner_mark: str | None) -> list[psutil.Process]:
+def find_family(
+    leader_pid: int | None, owner_mark: str | None, known: Iterable[psutil.Process] = ()
+) -> list[psutil.Process]:
     """A leader and its descendants, with those that left its group or lost their parent but
-    carry its owner mark (OWNER_ENV), as far as they still run."""
-    found: dict[int, psutil.Process] = {}
+    carry its owner mark (OWNER_ENV) or were seen in the family before (`known`: psutil
+    tells a reused pid from the process it was), as far as they still run."""
+    found: dict[int, psutil.Process] = {process.pid: process for process in known}
     if leader_pid is not None:
         with contextlib.suppress(psutil.Error):
             leader = psutil.Process(leader_pid)

@@ -136,3 +136,45 @@ def test_make_down_stops_the_recorded_engine_and_every_process_it_started(
     assert stop_native(state, GRACE_S) == []
     assert [pid for pid in (leader, child, grandchild) if running(pid)] == []
     assert time.monotonic() - started < GRACE_S + 1.5
+
+
+UNMARKED = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+
+record = Path(sys.argv[1])
+worker = subprocess.Popen(
+    [sys.executable, "-c",
+     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"],
+    env={}, start_new_session=True,  # no owner mark, another session: only seen as a child
+)
+(record / "worker").write_text(str(worker.pid))
+while not (record.parent / "exit").exists():
+    time.sleep(0.02)
+"""
+
+
+def test_a_process_that_lost_its_parent_and_its_mark_is_still_stopped(
+    tmp_path: Path, record: Path
+) -> None:
+    """vLLM's engine core and workers rename themselves (setproctitle overwrites the
+    environment /proc shows, owner mark included): once their API server has exited they
+    are neither its descendants nor marked. The family seen when the engine was ready is."""
+    script = tmp_path / "unmarked.py"
+    script.write_text(UNMARKED)
+    process = ManagedProcess([sys.executable, str(script), str(record)], tmp_path / "log")
+    process.start()
+    deadline = time.monotonic() + 30
+    while not (record / "worker").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    worker = int((record / "worker").read_text())
+    process.remember_family()  # as OwnedServer.wait_ready does
+    (record.parent / "exit").write_text("")
+    while process.alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert running(worker)
+    assert "LLM_BENCH_ENGINE_OWNER" not in psutil.Process(worker).environ()
+    process.stop(GRACE_S)
+    assert not running(worker)
