@@ -78,9 +78,13 @@ class Vllm(ServedEngine):
 
     def server_args(self, host: str, port: int) -> list[str]:
         """Arguments after `vllm serve`; the same natively and in the container."""
+        memory = ["--gpu-memory-utilization", str(self.engine_cfg.gpu_memory_utilization)]
+        return [self.hf_repo, *self.sizing_args(host, port), *memory, *self.cache_args()]
+
+    def sizing_args(self, host: str, port: int) -> list[str]:
+        """The name it serves, where it listens, and its sequences: every build takes these."""
         cfg = self.engine_cfg
         return [
-            self.hf_repo,
             "--served-model-name",
             self.served_model,
             "--host",
@@ -91,8 +95,10 @@ class Vllm(ServedEngine):
             str(cfg.ctx_size),
             "--max-num-seqs",
             str(cfg.parallel),
-            "--gpu-memory-utilization",
-            str(cfg.gpu_memory_utilization),
+        ]
+
+    def cache_args(self) -> list[str]:
+        return [
             "--kv-cache-dtype",
             self.kv_cache_dtype(),
             # usage.prompt_tokens_details.cached_tokens per request: the prefix cache's hits

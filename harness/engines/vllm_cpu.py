@@ -102,26 +102,10 @@ class VllmCpu(Vllm):
         return str(self.model_dir) if self.model_dir is not None else self.hf_repo
 
     def server_args(self, host: str, port: int) -> list[str]:
-        cfg = self.engine_cfg
-        return [
-            "--model",  # the server module takes no positional model (`vllm serve` does)
-            self.model_argument,
-            "--served-model-name",
-            self.served_model,
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--max-model-len",
-            str(cfg.ctx_size),
-            "--max-num-seqs",
-            str(cfg.parallel),
-            "--dtype",
-            cfg.dtype,
-            "--kv-cache-dtype",
-            self.kv_cache_dtype(),
-            "--enable-prompt-tokens-details",
-        ]
+        # the server module takes no positional model (`vllm serve` does)
+        model = ["--model", self.model_argument]
+        dtype = ["--dtype", self.engine_cfg.dtype]
+        return [*model, *self.sizing_args(host, port), *dtype, *self.cache_args()]
 
     def native_command(self) -> list[str]:
         args = self.server_args(self.engine_cfg.host, self.port)
