@@ -54,11 +54,8 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 def native_alive(state: dict[str, Any]) -> bool:
     """The recorded process is still the one we started (pids are reused)."""
-    pid, created = state.get("pid"), state.get("pid_create_time")
-    try:
-        return bool(pid) and psutil.Process(pid).create_time() == created
-    except psutil.Error:
-        return False
+    pid = state.get("pid")
+    return bool(pid) and _same(pid, state.get("pid_create_time")) is not None
 
 
 def up(bench: BenchConfig) -> int:
@@ -130,7 +127,7 @@ def stop_native(state: dict[str, Any], grace_s: float) -> list[psutil.Process]:
     return stop_family(family, grace_s, group)
 
 
-def _same(pid: int, created: float) -> psutil.Process | None:
+def _same(pid: int, created: float | None) -> psutil.Process | None:
     """The process `pid` if it is still the one started at `created` (pids are reused)."""
     try:
         process = psutil.Process(pid)

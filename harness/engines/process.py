@@ -123,9 +123,8 @@ def stop_family(
     reap: Callable[[], object] = lambda: None,
 ) -> list[psutil.Process]:
     """SIGTERM every process `family()` names (and the process group `group()` names while
-    it is still the leader's), wait up to
-    `grace_s` until none runs, then SIGKILL what is left, with any started meanwhile, and
-    wait again. Returns those that survived even that."""
+    it is still the leader's), wait up to `grace_s` until none runs, then SIGKILL what is
+    left, with any started meanwhile, and wait again. Returns those that survived even that."""
     members = family()
     if not members:
         return []

@@ -41,10 +41,7 @@ CHATML_TURNS = (
 def gguf_field(reader: Any, key: str) -> Any:
     """A scalar or string field of a GGUF header, or None."""
     field = reader.fields.get(key)
-    if field is None:
-        return None
-    value = field.contents()
-    return value
+    return None if field is None else field.contents()
 
 
 def tokenizer_facts(gguf_path: Path) -> dict[str, Any]:

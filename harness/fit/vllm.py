@@ -10,7 +10,7 @@ from __future__ import annotations
 from harness.constants import MIB
 from harness.fit.arch import Arch
 from harness.fit.kv import kv_bytes_per_token
-from harness.fit.prediction import CUDA_CONTEXT_MIB, HEADROOM, Prediction
+from harness.fit.prediction import CUDA_CONTEXT_MIB, HEADROOM, Prediction, fits_with_headroom
 
 VLLM_GPU_UTIL = 0.9
 # vLLM's CPU build: its KV pool is VLLM_CPU_KVCACHE_SPACE GiB (4 when unset).
@@ -114,9 +114,8 @@ def predict_vllm_cpu(
     kv_mib = VLLM_CPU_KV_SPACE_MIB if kv_space_mib is None else kv_space_mib
     capacity = vllm_kv_tokens(kv_mib * MIB, arch, kv_type)
     total = weights_mib + kv_mib + VLLM_CPU_RUNTIME_MIB
-    fits = None
-    if ram_total_mib is not None:
-        fits = capacity >= max_model_len and total <= (1 - HEADROOM) * ram_total_mib
+    room = fits_with_headroom(total, ram_total_mib)
+    fits = None if room is None else room and capacity >= max_model_len
     method = (
         "vllm cpu rule: weights + the KV pool (VLLM_CPU_KVCACHE_SPACE) + the runtime of its"
         f" API server, engine core and worker ({VLLM_CPU_RUNTIME_MIB:.0f} MiB, RSS summed, as"
