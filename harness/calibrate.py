@@ -1,11 +1,12 @@
 """`make calibrate`: how accurate and how fast the client is on this machine.
 
 Drives the reference server (exactly known TTFT and inter-token delays) at rising
-concurrency and request rates, and prints: the client's TTFT and ITL error against the
-injected truth (p50, p99), with its own wait (due -> on the wire) and the server's own
-lateness beside it; the highest streamed token rate and request rate the client
-sustains against a zero-delay server; and the client's CPU time per 1k tokens. Results
-are also written as JSON.
+concurrency and request rates, and prints: the client's TTFT and ITL error (p50, p99)
+against what the server sent (its own stamps of when it parsed each request and wrote each
+event, on the shared monotonic clock) and TTFT against the injected delay, with the
+client's own wait (due -> on the wire) and the server's timer lateness beside them; the
+highest streamed token rate and request rate the client sustains against a zero-delay
+server; and the client's CPU time per 1k tokens. Results are also written as JSON.
 
 It measures at the settings `make bench` uses, read from the same Hydra config: the
 default engine's connection policy (keep-alive), the load's ramp-up (none: workers move
@@ -30,14 +31,13 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.calibrate_defaults import BenchDefaults, bench_defaults, sampling
+from harness.calibrate_truth import errors_vs_sent, server_share
 from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint, RequestSpec
 from harness.client.processes import auto_processes, run_level_in_processes
 from harness.client.scheduler import LevelPlan
 from harness.config import machine_id
 from harness.metrics import summarize_level
-from harness.metrics.request import percentile
-from harness.records import RequestRecord
 from harness.reference_server import running_process
 
 TTFT_MS = 50.0
@@ -67,23 +67,8 @@ def _level(
     wall_s = time.perf_counter() - started
     level = summarize_level(outcome.records, plan.concurrency, mode=plan.mode)
     level["server_share"] = server_share(outcome.records)
+    level["vs_sent"] = errors_vs_sent(outcome.records)
     return level, summarize_client(outcome.client), wall_s
-
-
-def server_share(records: list[RequestRecord]) -> dict[str, float | None]:
-    """Where a TTFT error arose, from the server's own stamps (same monotonic clock):
-    on the wire -> the server parsed the request (`read_lag`), and the server wrote the
-    first content -> the client read it (`delivery_lag`), p50 in ms."""
-    stamped = [r for r in records if r.ok and r.ttft_ms is not None and r.server_timings]
-    read = [(r.server_timings["received_mono_s"] - r.start_mono_s) * 1e3 for r in stamped]
-    delivery = [
-        (r.start_mono_s + r.ttft_ms / 1e3 - r.server_timings["first_content_mono_s"]) * 1e3
-        for r in stamped
-    ]
-    return {
-        "read_lag_p50_ms": percentile(read, 50),
-        "delivery_lag_p50_ms": percentile(delivery, 50),
-    }
 
 
 def _error(level: dict[str, Any], key: str, stat: str, truth: float) -> float | None:
@@ -113,10 +98,10 @@ def accuracy(
                         "starts": starts,
                         "processes": client["processes"],
                         "ok": f"{level['requests_ok']}/{level['requests_sent']}",
-                        "ttft_err_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
-                        "ttft_err_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
-                        "itl_err_p50_ms": _error(level, "itl_ms", "p50", ITL_MS),
-                        "itl_err_p99_ms": _error(level, "itl_ms", "p99", ITL_MS),
+                        **level["vs_sent"],
+                        "ttft_vs_injected_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
+                        "ttft_vs_injected_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
+                        "itl_vs_injected_p99_ms": _error(level, "itl_ms", "p99", ITL_MS),
                         "client_wait_p50_ms": level["client_wait_ms"]["p50"],
                         "client_wait_p99_ms": level["client_wait_ms"]["p99"],
                         "server_read_lag_p50_ms": level["server_share"]["read_lag_p50_ms"],
@@ -157,8 +142,10 @@ def rates(
                     "rate_per_s": rate,
                     "processes": client["processes"],
                     "achieved_req_per_s": level["requests_per_s"],
-                    "ttft_err_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
-                    "ttft_err_p99_ms": _error(level, "ttft_ms", "p99", TTFT_MS),
+                    "ttft_err_p50_ms": level["vs_sent"]["ttft_err_p50_ms"],
+                    "ttft_err_p99_ms": level["vs_sent"]["ttft_err_p99_ms"],
+                    "itl_err_p99_ms": level["vs_sent"]["itl_err_p99_ms"],
+                    "ttft_vs_injected_p50_ms": _error(level, "ttft_ms", "p50", TTFT_MS),
                     "client_wait_p50_ms": level["client_wait_ms"]["p50"],
                     "client_wait_p99_ms": level["client_wait_ms"]["p99"],
                     "late_send_p99_ms": client["late_send_ms"]["p99"],
@@ -243,9 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     _print(
-        f"TTFT / ITL error vs the injected truth (closed loop, {TOKENS} tokens per request; "
-        "waves: all workers start at once, as make bench does; spread: starts over one "
-        "request's lifetime)",
+        f"TTFT / ITL error against what the server sent, stamp by stamp, and TTFT against "
+        f"the injected {TTFT_MS:g} ms (closed loop, {TOKENS} tokens per request; waves: all "
+        "workers start at once, as make bench does; spread: starts over one request's "
+        "lifetime)",
         report["accuracy"],
     )
     _print("Open-loop Poisson arrivals (16 tokens per request)", report["rates"])

@@ -129,6 +129,9 @@ class LevelState:
         self.started = share.t0_mono_s or time.perf_counter()
         self.deadline = self.started + plan.max_duration_s if plan.max_duration_s else None
         self.stopped_by_deadline = False
+        # one request of this event loop opens its connection (or, on a kept-alive one,
+        # goes on the wire) at a time, in the order they were due: see `send_streaming`
+        self.send_turn = asyncio.Semaphore(1)
 
     def past_deadline(self) -> bool:
         if self.deadline is not None and time.perf_counter() >= self.deadline:
@@ -161,7 +164,9 @@ class LevelState:
         if conversation is not None:
             request, reply = conversation.request(self.endpoint, spec, request), []
         try:
-            await send_streaming(session, self.target, request, record, self.timeout, reply)
+            await send_streaming(
+                session, self.target, request, record, self.timeout, reply, self.send_turn
+            )
         except asyncio.CancelledError:
             mark_cancelled(record)
             raise

@@ -96,6 +96,7 @@ class Stream:
         self.clock_offset = self.loop.time() - self.started
         self.handle: asyncio.TimerHandle | None = None
         self.first_written: float | None = None
+        self.written: list[float] = []  # when each content event went to the socket
 
     @staticmethod
     def max_tokens_of(body: dict[str, Any]) -> int | None:
@@ -137,13 +138,18 @@ class Stream:
         text = "".join(f"t{n} " for n in range(first, min(first + b.tokens_per_event, self.tokens)))
         out += self.content_event(text)
         if index + 1 < self.events:
+            self._written()
             self.connection.write(out)
-            self.first_written = self.first_written or time.perf_counter()
             self._schedule(index + 1)
             return
-        self.first_written = self.first_written or time.perf_counter()
+        self._written()
         self.connection.write(out + self._ending())
         self.connection.stream_done()
+
+    def _written(self) -> None:
+        now = time.perf_counter()
+        self.written.append(now)
+        self.first_written = self.first_written or now
 
     def content_event(self, text: str) -> bytes:
         choice = {"index": 0, **_delta(self.chat, text), "finish_reason": None}
@@ -168,6 +174,7 @@ class Stream:
                 "received_mono_s": self.received,
                 "served_mono_s": self.started,
                 "first_content_mono_s": self.first_written,
+                "content_mono_s": self.written,
             }
             out += framed(_chunk(b.model, self.created, [], usage=usage, timings=timings))
         return out + framed(b"data: [DONE]\n\n") + b"0\r\n\r\n"
