@@ -104,6 +104,7 @@ def accuracy(
                         "itl_vs_injected_p99_ms": _error(level, "itl_ms", "p99", ITL_MS),
                         "client_wait_p50_ms": level["client_wait_ms"]["p50"],
                         "client_wait_p99_ms": level["client_wait_ms"]["p99"],
+                        "arrival_lag_p50_ms": level["server_share"]["arrival_lag_p50_ms"],
                         "server_read_lag_p50_ms": level["server_share"]["read_lag_p50_ms"],
                         "delivery_lag_p50_ms": level["server_share"]["delivery_lag_p50_ms"],
                         "server_late_p50_ms": late["p50"],

@@ -26,20 +26,18 @@ from contextlib import contextmanager
 
 from harness.reference.behaviour import FAULTS, Behaviour
 from harness.reference.connection import Connection
+from harness.reference.transport import serve_sockets
 
 __all__ = ["FAULTS", "Behaviour", "running", "running_process", "serve"]
 
 
 async def serve(behaviour: Behaviour, host: str, port: int) -> None:
     """Serve until cancelled; print the base URL on one line once listening."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: Connection(behaviour), host, port, backlog=4096, reuse_address=True
-    )
-    bound_port = server.sockets[0].getsockname()[1]
-    print(f"listening on http://{host}:{bound_port}/v1", flush=True)
-    async with server:
-        await server.serve_forever()
+
+    def listening(bound_port: int) -> None:
+        print(f"listening on http://{host}:{bound_port}/v1", flush=True)
+
+    await serve_sockets(lambda: Connection(behaviour), host, port, listening)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ meant to measure."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -12,6 +11,7 @@ import orjson
 from harness.metrics import describe
 from harness.reference.behaviour import Behaviour
 from harness.reference.stream import OllamaStream, Stream, json_response, text_response
+from harness.reference.transport import SocketTransport
 
 
 def tokenized(raw: bytes) -> dict[str, Any]:
@@ -24,17 +24,17 @@ def tokenized(raw: bytes) -> dict[str, Any]:
     return {"tokens": list(range(len(str(text or "").split())))}
 
 
-class Connection(asyncio.Protocol):
+class Connection:
     """A minimal HTTP/1.1 server connection: enough for OpenAI-style clients, and cheap,
     so that the instrument is not the bottleneck it is meant to measure."""
 
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
         self.buffer = b""
-        self.transport: Any = None  # asyncio's or uvloop's TCP transport
+        self.transport: SocketTransport | None = None
         self.stream: Stream | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: SocketTransport) -> None:
         self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -42,6 +42,10 @@ class Connection(asyncio.Protocol):
             self.stream.cancel()
             self.behaviour.queue.release(self.stream)
         self.transport = None
+
+    def arrived_mono_s(self) -> float | None:
+        """The kernel's receive stamp of the last bytes read (None where there is none)."""
+        return self.transport.arrived_mono_s if self.transport is not None else None
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

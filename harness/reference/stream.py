@@ -80,9 +80,11 @@ class Stream:
     def __init__(self, connection: Connection, body: dict[str, Any], chat: bool) -> None:
         self.connection, self.chat = connection, chat
         self.behaviour = behaviour = connection.behaviour
-        # received: when the request was parsed; started: when it got a slot (the same
-        # without a slot limit), from which its schedule runs
+        # arrived: the kernel's receive stamp of the request's last bytes (None where the
+        # kernel gives none); received: when it was parsed; started: when it got a slot
+        # (the same without a slot limit), from which its schedule runs
         self.received = self.started = time.perf_counter()
+        self.arrived = connection.arrived_mono_s()
         self.tokens = int(self.max_tokens_of(body) or behaviour.output_tokens)
         self.finish_reason = "length"
         if behaviour.fault == "stop_early":  # an engine that ignores ignore_eos
@@ -171,6 +173,7 @@ class Stream:
             # when it parsed the request and wrote the first content, on the monotonic
             # clock the client shares: the server's own part of any timing error
             timings = {
+                "arrived_mono_s": self.arrived,
                 "received_mono_s": self.received,
                 "served_mono_s": self.started,
                 "first_content_mono_s": self.first_written,
