@@ -31,13 +31,18 @@ from harness.records import RequestRecord
 __all__ = ["LevelOutcome", "LevelPlan", "Share", "new_session", "run_level", "warm_up"]
 
 
-@dataclass
+@dataclass(repr=False)
 class LevelOutcome:
     records: list[RequestRecord]
     started_mono_s: float
     ended_mono_s: float
     stopped_by_deadline: bool
     client: list[ClientLoad] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # short: asyncio's runner formats the finished task, result included, when it
+        # restores its SIGINT handler; a full repr of every record took ~0.3 s a level
+        return f"LevelOutcome({len(self.records)} records)"
 
 
 async def _closed_loop(level: LevelState) -> None:
