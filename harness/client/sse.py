@@ -24,6 +24,16 @@ class SSEParser:
         self._event: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if (
+            not self._buffer
+            and not self._data_lines
+            and chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n\n")
+            and b"\r" not in chunk
+        ):
+            # the most common read by far: exactly one single-line event, nothing pending
+            return [SSEEvent(chunk[6:-2].decode("utf-8", errors="replace"), self._take_event())]
         buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" not in buffer:
             # the common case (LF only): split the read at once; a line never splits a
@@ -61,6 +71,10 @@ class SSEParser:
             events.append(SSEEvent(data="\n".join(self._data_lines), event=self._event))
             self._data_lines, self._event = [], None
         return events
+
+    def _take_event(self) -> str | None:
+        event, self._event = self._event, None
+        return event
 
     @property
     def pending_bytes(self) -> int:

@@ -80,6 +80,29 @@ def test_flush_returns_a_last_event_without_its_blank_line() -> None:
     assert [e.data for e in parser.flush()] == ["[DONE]"]
 
 
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [HELLO, WORLD, DONE],  # one event a read: the fast path
+        [b"event: delta\n", HELLO, b": keep-alive\n\n", WORLD],  # a name read before
+        [b"data: a\ndata: b\n\n", HELLO],  # multi-line data
+        [HELLO[:9], HELLO[9:] + WORLD],  # split, then two at once
+        [b"data: x\r\n\r\n", b"data: y\n\n"],  # CRLF, then LF
+    ],
+)
+def test_one_event_a_read_parses_as_the_general_path_does(reads: list[bytes]) -> None:
+    fast, general = SSEParser(), SSEParser()
+    got = [(e.data, e.event) for read in reads for e in fast.feed(read)]
+    # the general path, byte by byte: never the one-event-a-read case
+    want = [
+        (e.data, e.event)
+        for read in reads
+        for i in range(len(read))
+        for e in general.feed(read[i : i + 1])
+    ]
+    assert got == want and got
+
+
 def test_role_only_and_empty_deltas_do_not_start_ttft() -> None:
     record = fold(
         [
