@@ -54,25 +54,34 @@ def _fail(record: RequestRecord, error_type: str, text: str) -> None:
     record.error_text = text[:ERROR_TEXT_LIMIT]
 
 
+# The longest a request holds its loop's send turn: a connection that takes longer (a
+# remote server's round trip, a server whose accept queue is full) lets the next request
+# start, so that a wave is never serialised behind network waits or connect timeouts.
+TURN_HOLD_MAX_S = 0.001
+
+
 class Sending:
     """One request on its way to the wire: its record, and the turn it holds in its event
     loop's send queue until its connection is open (or, on a kept-alive connection, its
-    bytes are on the wire; or it failed)."""
+    bytes are on the wire; or it failed), and at most TURN_HOLD_MAX_S."""
 
-    __slots__ = ("held", "queue", "record")
+    __slots__ = ("held", "queue", "record", "timer")
 
     def __init__(self, record: RequestRecord, queue: asyncio.Semaphore | None) -> None:
         self.record, self.queue, self.held = record, queue, False
+        self.timer: asyncio.TimerHandle | None = None
 
     async def take_turn(self) -> None:
         if self.queue is not None:
             await self.queue.acquire()
             self.held = True
+            self.timer = asyncio.get_running_loop().call_later(TURN_HOLD_MAX_S, self.give_back)
 
     def give_back(self) -> None:
         if self.held:
             self.held = False
-            assert self.queue is not None
+            assert self.queue is not None and self.timer is not None
+            self.timer.cancel()
             self.queue.release()
 
 
@@ -141,10 +150,11 @@ async def send_streaming(
 
     Given `send_turn` (one per event loop), requests open their connections one at a
     time, in the order they came, each giving the turn back once its connection is open
-    (a kept-alive one: once its bytes are on the wire). A wave of requests due at once
-    then leaves one by one, with the loop reading other streams between them; started all
-    at once, a wave's connection set-ups run back to back in one pass of the loop while
-    the chunks of every other stream wait (at 128 streams, tens of ms). The wait for the
+    (a kept-alive one: once its bytes are on the wire), or after TURN_HOLD_MAX_S. A wave
+    of requests due at once then leaves one by one, with the loop reading other streams
+    between them; started all at once, a wave's connection set-ups run back to back in one
+    pass of the loop while the chunks of every other stream wait (at 128 streams, tens of
+    ms). The wait for the
     turn is the client's own (`client_wait_ms`), never part of TTFT.
     """
     url, headers = target
