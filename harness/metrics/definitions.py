@@ -63,7 +63,9 @@ METRICS: dict[str, Metric] = {
             "lower",
             "request due (its worker was free, or the open-loop schedule said so) -> its "
             "bytes handed to the socket: the client's own delay, incl. a wait for a free "
-            "slot under a concurrency cap and opening a new connection (connect_ms); "
+            "slot under a concurrency cap, the wait for its event loop's send turn "
+            "(requests open connections one at a time, in the order due) and opening a "
+            "new connection (connect_ms); "
             "flagged client_wait when the p99 of the wait less connect_ms is > 1 ms",
         ),
         Metric(
@@ -71,7 +73,8 @@ METRICS: dict[str, Metric] = {
             "connect",
             "ms",
             "lower",
-            "opening a new connection for a request, part of the client's wait (every "
+            "opening a new connection for a request (once it has the send turn), part of "
+            "the client's wait (every "
             "request with keep-alive off; a worker's first with it on)",
         ),
         Metric(
