@@ -2,8 +2,8 @@
 
 Drives the reference server (exactly known TTFT and inter-token delays) at rising
 concurrency and request rates, and prints: the client's TTFT and ITL error (p50, p99)
-against what the server sent (its own stamps of when it parsed each request and wrote each
-event, on the shared monotonic clock) and TTFT against the injected delay, with the
+against what the server sent (its own stamps of when each request reached it and when it
+wrote each event, on the shared monotonic clock) and TTFT against the injected delay, with the
 client's own wait (due -> on the wire) and the server's timer lateness beside them; the
 highest streamed token rate and request rate the client sustains against a zero-delay
 server; and the client's CPU time per 1k tokens. Results are also written as JSON.

@@ -97,7 +97,6 @@ class Stream:
         self.loop = asyncio.get_running_loop()
         self.clock_offset = self.loop.time() - self.started
         self.handle: asyncio.TimerHandle | None = None
-        self.first_written: float | None = None
         self.written: list[float] = []  # when each content event went to the socket
 
     @staticmethod
@@ -140,18 +139,17 @@ class Stream:
         text = "".join(f"t{n} " for n in range(first, min(first + b.tokens_per_event, self.tokens)))
         out += self.content_event(text)
         if index + 1 < self.events:
-            self._written()
+            self.written.append(time.perf_counter())
             self.connection.write(out)
             self._schedule(index + 1)
             return
-        self._written()
+        self.written.append(time.perf_counter())
         self.connection.write(out + self._ending())
         self.connection.stream_done()
 
-    def _written(self) -> None:
-        now = time.perf_counter()
-        self.written.append(now)
-        self.first_written = self.first_written or now
+    @property
+    def first_written(self) -> float | None:
+        return self.written[0] if self.written else None
 
     def content_event(self, text: str) -> bytes:
         choice = {"index": 0, **_delta(self.chat, text), "finish_reason": None}
