@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUF_MAGIC, GGUFValueType
+from gguf import GGML_QUANT_SIZES, GGUF_MAGIC, GGMLQuantizationType, GGUFValueType
 
 _SCALAR_FORMATS: dict[GGUFValueType, str] = {
     GGUFValueType.UINT8: "B", GGUFValueType.INT8: "b", GGUFValueType.UINT16: "H",
@@ -75,14 +75,42 @@ class _Cursor:
         return [self.take(fmt) for _ in range(length)]
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as the GGUF header states it: name, shape, storage type and exact size."""
+
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: str
+    n_bytes: int
+
+    @property
+    def n_elements(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+
+def _tensor_info(cursor: _Cursor) -> TensorInfo:
+    name = cursor.string()
+    shape = tuple(int(cursor.take("Q")) for _ in range(cursor.take("I")))
+    kind = GGMLQuantizationType(cursor.take("I"))
+    cursor.take("Q")  # the data offset: not needed to size it
+    block_size, type_size = GGML_QUANT_SIZES[kind]
+    elements = 1
+    for dim in shape:
+        elements *= dim
+    return TensorInfo(name, shape, kind.name, elements // block_size * type_size)
+
+
 class NotGGUF(ValueError):
     """The file does not start with GGUF's magic number."""
 
 
-def read_gguf_metadata(path: Path, whole: Collection[str] = ()) -> dict[str, Any]:
-    """The key/value metadata of a GGUF file; tensors are not read, and long arrays only
-    for the keys in `whole`. Raises NotGGUF, or OSError/ValueError/struct.error for a file
-    it cannot read (truncated, or an unknown value type)."""
+def _read(
+    path: Path, whole: Collection[str], tensors: bool
+) -> tuple[dict[str, Any], list[TensorInfo]]:
     with path.open("rb") as handle:
         magic = handle.read(4)
     if len(magic) < 4 or struct.unpack("<I", magic)[0] != GGUF_MAGIC:
@@ -91,10 +119,24 @@ def read_gguf_metadata(path: Path, whole: Collection[str] = ()) -> dict[str, Any
         version = struct.unpack_from("<I", data, 4)[0]
         cursor = _Cursor(data, ">" if version & 0xFFFF == 0 else "<")  # big-endian file
         cursor.pos = 8
-        _tensor_count, kv_count = cursor.take("Q"), cursor.take("Q")
+        tensor_count, kv_count = cursor.take("Q"), cursor.take("Q")
         meta: dict[str, Any] = {}
         for _ in range(kv_count):
             key = cursor.string()
             cursor.whole = key in whole
             meta[key] = cursor.value(GGUFValueType(cursor.take("I")))
-        return meta
+        infos = [_tensor_info(cursor) for _ in range(tensor_count)] if tensors else []
+        return meta, infos
+
+
+def read_gguf_metadata(path: Path, whole: Collection[str] = ()) -> dict[str, Any]:
+    """The key/value metadata of a GGUF file; tensors are not read, and long arrays only
+    for the keys in `whole`. Raises NotGGUF, or OSError/ValueError/struct.error for a file
+    it cannot read (truncated, or an unknown value type)."""
+    return _read(path, whole, tensors=False)[0]
+
+
+def read_gguf_tensors(path: Path) -> tuple[dict[str, Any], list[TensorInfo]]:
+    """The metadata and every tensor's header (name, shape, type, bytes); no tensor data
+    is read. Raises as read_gguf_metadata does."""
+    return _read(path, (), tensors=True)

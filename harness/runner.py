@@ -14,6 +14,7 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from harness.ceiling.run import JobCeilings
 from harness.client.openai_api import Endpoint, RequestSpec
 from harness.client.processes import run_until_signal
 from harness.client.scheduler import warm_up
@@ -69,6 +70,7 @@ class Job:
         self.sampler: Sampler | None = None
         self.schedule: Schedule | None = None
         self.series: LevelSeries | None = None
+        self.ceilings: JobCeilings | None = None
 
     def _write_environment(self, **extra: Any) -> None:
         self.environment.update(extra)
@@ -113,7 +115,14 @@ class Job:
             self.summary["run"]["quant"] = model_info["served_quant"]
         gpus = self.environment["machine"].get("gpus") or []
         self.summary["predicted_memory"] = predicted_memory(bench, model_info, gpus)
-        self._write_environment(model=model_info, memory_baseline_mib=baseline)
+        on_gpu = bool(gpus) and not engine_on_cpu(bench.engine)
+        self.ceilings = JobCeilings.find(
+            bench, model_info, on_gpu, self.machine, self.engine.on_this_machine
+        )
+        self.summary["ceiling"] = self.ceilings.record()
+        self._write_environment(
+            model=model_info, memory_baseline_mib=baseline, ceilings=self.ceilings.ceilings
+        )
         log.info("starting %s (log: %s)", bench.engine.name, self.engine.log_path)
         self.engine.start()
         self.engine.wait_ready()
@@ -186,6 +195,8 @@ class Job:
         return job_schedule(self.bench, lambda count: build_specs(workload, count, counter))
 
     def _on_level(self, level: dict[str, Any]) -> None:
+        if self.ceilings is not None:
+            self.ceilings.apply(level)
         add_level(self.summary, level)
         self._tell_schedule(level)
         self.writer.write_summary(self.summary)

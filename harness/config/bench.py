@@ -92,7 +92,7 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
     bench = OmegaConf.to_object(structured)
     assert isinstance(bench, BenchConfig)
     sections = (bench.engine, bench.model, bench.workload, bench.load, bench.telemetry)
-    for section in (*sections, bench.capacity):
+    for section in (*sections, bench.capacity, bench.machine):
         section.validate()
     bench.validate()
     return bench

@@ -36,5 +36,17 @@ class ExperimentConfig:
 
 @dataclass
 class MachineConfig:
+    """Which machine this is, and its ceilings where the user knows better than the tests."""
+
     # Names this machine in the store; default: the host name.
     label: str | None = None
+    # Peak memory bandwidth, GB/s: replaces NVML's figure or the CPU read test's.
+    mem_bw_gbs: float | None = None
+    # Peak dense compute, TFLOP/s: replaces the GPU table's figure or the CPU BLAS test's.
+    compute_tflops: float | None = None
+    # Measure the CPU's ceilings again instead of reading them from the store's cache.
+    remeasure: bool = False
+
+    def validate(self) -> None:
+        require_positive("machine.mem_bw_gbs", self.mem_bw_gbs)
+        require_positive("machine.compute_tflops", self.compute_tflops)

@@ -211,6 +211,38 @@ METRICS: dict[str, Metric] = {
             "GPU energy / the level's time from first send to last byte",
         ),
         Metric(
+            "decode_bandwidth_utilisation",
+            "% of bandwidth ceiling",
+            "fraction",
+            "higher",
+            "(weight bytes read per decode step + running sequences x KV bytes per sequence "
+            "at the level's mean context depth) x decode steps/s / the machine's peak memory "
+            "bandwidth (environment.json ceilings.memory_bandwidth_gbs); steps/s = 1 / mean "
+            "TPOT; running sequences = steady tok/s x mean TPOT, between 1 and the "
+            "concurrency; weights: the served GGUF's tensors (a tied embedding once, as the "
+            "output projection; the token-embedding lookup not counted; an MoE's active "
+            "experts only) or a checkpoint's parameters x dtype; flagged far_from_ceiling "
+            "where a GPU run's single stream is under 0.25; inputs in ceiling_inputs",
+        ),
+        Metric(
+            "decode_ceiling_tokens_per_s",
+            "decode ceiling",
+            "tok/s",
+            "higher",
+            "the level's running sequences x peak memory bandwidth / bytes read per decode "
+            "step: the tok/s at which its decode would be bound by memory bandwidth alone",
+        ),
+        Metric(
+            "prefill_compute_utilisation",
+            "% of compute ceiling (prefill)",
+            "fraction",
+            "higher",
+            "at one stream (closed loop or burst of 1): (2 x active matmul params less the "
+            "output projection) x mean prompt tokens + 2 x the output projection (it runs "
+            "for the last token only) / mean TTFT (which stands for the prefill) / the "
+            "machine's peak dense compute (ceilings.compute_tflops); null at other levels",
+        ),
+        Metric(
             "energy_per_output_token_j",
             "energy per output token",
             "J/tok",

@@ -27,7 +27,15 @@ from harness.report.cells import (
 from harness.report.frame import level_table
 from harness.report.repeats import ci_column
 from harness.report.run_files import SCALAR_STAT
-from harness.report.view import View, caption, fmt, percentile_cell, split_identity, write_csv
+from harness.report.view import (
+    View,
+    caption,
+    fmt,
+    percent,
+    percentile_cell,
+    split_identity,
+    write_csv,
+)
 
 COMPARED = (
     ("steady_output_tokens_per_s", "value"),
@@ -38,6 +46,9 @@ COMPARED = (
     ("tpot_ms", "p50"),
     ("energy_per_output_token_j", "value"),
     ("peak_memory_mib", "value"),
+    # normalised by each machine's own ceiling: comparable across hardware
+    ("decode_bandwidth_utilisation", "value"),
+    ("decode_ceiling_tokens_per_s", "value"),
 )
 SIDES = ("machine", "engine")
 # What tells one engine deployment from another; the rest of a cell is what it was sent.
@@ -182,6 +193,8 @@ def compare_machines(frame: pd.DataFrame, baseline: str | None = None) -> tuple[
 def _shown(values: dict[str, Any], machine: str) -> str:
     """A machine's value; a percentile with its sample count (the max below MIN_SAMPLES)."""
     count = values.get(count_column(machine))
+    if values["unit"] == "fraction":
+        return percent(values[machine])
     if count is None or pd.isna(count):
         return fmt(values[machine])
     return percentile_cell(values["stat"], values[machine], values[f"{machine} max"], count)

@@ -27,6 +27,7 @@ from harness.report.view import (
     fmt,
     header,
     mean_cell,
+    percent,
     percentile_cell,
     split_identity,
 )
@@ -52,6 +53,9 @@ COMPARISON_VALUES = (
     "predicted_memory_mib",
     "error_rate",
     "energy_per_output_token_j",
+    "decode_bandwidth_utilisation",
+    "decode_ceiling_tokens_per_s",
+    "memory_bandwidth_gbs",
     "repeats",
     "aggregate_tok_s_ci95",
     "aggregate_tok_s_cv",
@@ -68,6 +72,9 @@ AT_LEVEL = {
     "reached_max_tokens_share": "reached_max_tokens_share.value",
     "prefix_cache_hit_rate": "prefix_cache_hit_rate.value",
     "energy_per_output_token_j": "energy_per_output_token_j.value",
+    "decode_bandwidth_utilisation": "decode_bandwidth_utilisation.value",
+    "decode_ceiling_tokens_per_s": "decode_ceiling_tokens_per_s.value",
+    "memory_bandwidth_gbs": "memory_bandwidth_gbs.value",
 }
 NOTES = (
     "Steady tok/s: output tokens per second while every worker was busy; marked "
@@ -177,6 +184,7 @@ def comparison_view(table: pd.DataFrame, concurrency: int | None) -> View:
         f"predicted memory ({METRICS['peak_memory_mib'].unit})",
         header("error_rate", "all levels"),
         header("energy_per_output_token_j"),
+        METRICS["decode_bandwidth_utilisation"].label,
     ]
     rows = []
     for row in table.itertuples(index=False):
@@ -212,6 +220,7 @@ def comparison_view(table: pd.DataFrame, concurrency: int | None) -> View:
                 fmt(row.predicted_memory_mib, 0),
                 fmt(row.error_rate, 3),
                 fmt(row.energy_per_output_token_j, 3),
+                percent(row.decode_bandwidth_utilisation),
             ]
         )
     scope = (

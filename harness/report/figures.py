@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.metrics import METRICS
+from harness.report.ceiling_figure import has_ceilings, throughput_vs_ceiling
 from harness.report.cells import latest_levels, series_labels
 from harness.report.frame import (
     AGGREGATE,
@@ -216,8 +217,10 @@ def memory_per_run(frame: pd.DataFrame) -> Plot:
 def draw_all(results: Path, frame: pd.DataFrame) -> dict[str, Plot]:
     """Every figure of the report, by file name (the levels are those the tables show)."""
     levels = latest_levels(level_table(frame))
+    ceiling = {"ceiling": throughput_vs_ceiling(levels)} if has_ceilings(levels) else {}
     return {
         "aggregate_throughput": aggregate_throughput(levels),
+        **ceiling,
         "per_request_throughput": per_request_throughput(levels),
         "ttft": ttft_band(levels),
         "inter_token_latency": inter_token(levels),

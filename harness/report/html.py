@@ -27,6 +27,9 @@ FIGURE_CAPTIONS = {
     "aggregate_throughput": "Aggregate output tokens per second against concurrency: over "
     "the steady window in which every worker was busy (the whole level's where a run "
     "recorded none), and over the whole level, ramp-up and drain included.",
+    "ceiling": "Steady aggregate tok/s (solid) beside the decode ceiling (dotted): the tok/s "
+    "at which the same running sequences would be bound by the machine's memory bandwidth "
+    "(weights + KV cache read once per step). The gap is what the engine leaves unused.",
     "per_request_throughput": "Mean output tokens per second of one request (output / E2E).",
     "ttft": "Time to first token: p50 line, p90 dashed (from 10 requests), shaded up to p99 "
     "(from 100 requests; up to the maximum below that).",

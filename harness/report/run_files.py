@@ -58,6 +58,7 @@ LEVEL_QUANTITIES = {
     "itl_zero_gaps": "gaps",
     "cached_prompt_tokens_total": "tok",
     "prefix_cache_reported_by": "requests",
+    "memory_bandwidth_gbs": "GB/s",  # the ceiling the level was set beside
 }
 UNKNOWN = "unknown"  # an identity field the run did not record (an older harness)
 # The parts of an engine's version() that name its build, in this order.

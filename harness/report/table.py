@@ -9,6 +9,15 @@ from tabulate import tabulate
 
 from harness.metrics import METRICS, MIN_SAMPLES
 
+BANDWIDTH_COLUMN = METRICS["decode_bandwidth_utilisation"].label  # "% of bandwidth ceiling"
+
+
+def percent(value: Any) -> str:
+    """A fraction as a percentage, "45%" ("4.5%" below a tenth); '-' for missing."""
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if abs(value) >= 0.1 else f"{value:.1%}"
+
 
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
@@ -52,6 +61,7 @@ def run_table(summary: dict[str, Any]) -> str:
     steady = METRICS["steady_output_tokens_per_s"]
     out_mean = METRICS["output_tokens_mean"]
     ttft = METRICS["ttft_ms"]
+    ceiling = METRICS["decode_ceiling_tokens_per_s"]
     headers = [
         "engine",
         "model",
@@ -64,6 +74,8 @@ def run_table(summary: dict[str, Any]) -> str:
         "ok / sent",
         "peak memory (MiB)",
         "predicted (MiB)",
+        BANDWIDTH_COLUMN,
+        f"{ceiling.label} ({ceiling.unit})",
         "status",
         "checks",
     ]
@@ -90,6 +102,8 @@ def run_table(summary: dict[str, Any]) -> str:
                 f"{level['requests_ok']} / {level['requests_sent']}",
                 f"{memory} ({kind})" if kind else memory,
                 _fmt(level.get("predicted_memory_mib"), 0),
+                percent(level.get("decode_bandwidth_utilisation")),
+                _fmt(level.get("decode_ceiling_tokens_per_s")),
                 level.get("status", "ok"),
                 ", ".join([*(level.get("flags") or []), *(level.get("client_flags") or [])])
                 or "ok",

@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from harness.metrics import METRICS
 from harness.report.cells import KEY_TITLES, SERIES_KEYS, applicable, implied, varies
+from harness.report.table import percent as percent_text
 from harness.report.table import percentile_text
 
 # A cell that shows a number: "1,234.5", "-", "2.00x", "45.2 (interrupted)", "474 (gpu)",
@@ -28,6 +29,12 @@ def fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return str(value) if str(value) != "" else "-"
+
+
+def percent(value: Any) -> str:
+    """A fraction as a percentage cell, "45%" ("4.5%" below a tenth); '-' for missing."""
+    missing = value is pd.NA or (isinstance(value, float) and pd.isna(value))
+    return percent_text(None if missing else value)
 
 
 def marked(value: Any, *notes: str) -> str:

@@ -60,6 +60,27 @@ class Nvml:
             for index, handle in enumerate(self._handles)
         ]
 
+    def memory_specs(self) -> list[dict[str, Any]]:
+        """Each GPU's name, maximum memory clock (MHz) and memory bus width (bits); None
+        where the driver does not say."""
+        if not self.available:
+            return []
+        nvml = self._nvml
+        clock_mem = getattr(nvml, "NVML_CLOCK_MEM", 2)
+        specs = []
+        for index, handle in enumerate(self._handles):
+            spec: dict[str, Any] = {"index": index, "name": _text(nvml.nvmlDeviceGetName(handle))}
+            for key, call in (
+                ("max_memory_clock_mhz", lambda h: nvml.nvmlDeviceGetMaxClockInfo(h, clock_mem)),
+                ("memory_bus_width_bits", nvml.nvmlDeviceGetMemoryBusWidth),
+            ):
+                try:
+                    spec[key] = int(call(handle))
+                except (nvml.NVMLError, AttributeError):  # an older driver or binding
+                    spec[key] = None
+            specs.append(spec)
+        return specs
+
     def sample(self) -> list[GpuSample]:
         samples = []
         for index, handle in enumerate(self._handles):
