@@ -19,9 +19,12 @@ ARGS        ?=
 # make sweep LAUNCHER=submitit_slurm|submitit_local|ray: a launcher in conf/hydra/launcher/
 LAUNCHER    ?=
 # make fit [MODEL=..] [QUANT=..] [CTX=..] [GPU_GB=..] [ENGINE=llamacpp|ollama|vllm] [FIT_ARGS=..]
+#          [GPU="RTX 4090" | GPU_BW=1008]: also the decode ceiling in tok/s on that GPU
 QUANT   ?=
 CTX     ?=
 GPU_GB  ?=
+GPU     ?=
+GPU_BW  ?=
 # make compare [BY=machine|engine] [BASELINE=..]
 BASELINE ?=
 BY       ?=
@@ -112,7 +115,8 @@ compare: $(STAMP)
 fit: $(STAMP)
 	$(PY) -m harness.fit $(if $(MODEL),--model $(MODEL)) $(if $(QUANT),--quant $(QUANT)) \
 		$(if $(CTX),--ctx $(CTX)) $(if $(GPU_GB),--gpu-gb $(GPU_GB)) \
-		$(if $(ENGINE),--engine $(ENGINE)) $(FIT_ARGS)
+		$(if $(ENGINE),--engine $(ENGINE)) $(if $(GPU),--gpu "$(GPU)") \
+		$(if $(GPU_BW),--gpu-bw $(GPU_BW)) $(FIT_ARGS)
 
 # Drives the reference server at rising concurrency and prints how accurate the client is.
 calibrate: $(STAMP)

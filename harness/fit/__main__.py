@@ -12,10 +12,11 @@ from typing import Any
 from harness.fit.arch import FitError
 from harness.fit.heuristic import original_heuristic
 from harness.fit.kv import KV_BYTES_PER_ELEMENT, kv_bytes_per_element
-from harness.fit.model import available_models, load_model_yaml, resolve_model
+from harness.fit.model import available_models, load_model_yaml, model_gguf_path, resolve_model
 from harness.fit.predict import ENGINES, largest_fitting_ctx, predict_model
 from harness.fit.prediction import HEADROOM, Prediction, check_counts
 from harness.fit.quant import QUANT_BITS_PER_WEIGHT, quant_name
+from harness.fit.speed import decode_ceiling, gpu_bandwidth
 from harness.fit.vllm import VLLM_GPU_UTIL
 
 
@@ -42,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cpu-kv-gib", type=float, help="vLLM on the CPU: VLLM_CPU_KVCACHE_SPACE (default 4)"
     )
     parser.add_argument("--no-flash-attn", action="store_true", help="llama.cpp/Ollama -fa off")
+    parser.add_argument("--gpu", help="a GPU's name (e.g. 'RTX 4090'): its decode ceiling")
+    parser.add_argument("--gpu-bw", type=float, help="the GPU's memory bandwidth, GB/s")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser.parse_args(argv)
 
@@ -97,13 +100,24 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         largest = largest_fitting_ctx(lambda ctx: bool(run(ctx).fits), upper)
     quant = facts.quant or "F16"
     heuristic = original_heuristic(facts.params_b, quant, args.ctx * args.parallel)
-    return {
+    result = {
         "model": model["name"],
         "quant": quant,
         "prediction": prediction.to_dict(),
         "largest_ctx_per_slot": largest,
         "heuristic": asdict(heuristic),
     }
+    if args.gpu is not None or args.gpu_bw is not None:
+        bandwidth, named = gpu_bandwidth(args.gpu, args.gpu_bw)
+        gguf = args.gguf if args.gguf is not None else gguf_for(model, args.engine)
+        speed = decode_ceiling(facts, gguf, args.kv_type, args.ctx, bandwidth)
+        result["decode_ceiling"] = {"gpu": named, **speed}
+    return result
+
+
+def gguf_for(model: dict[str, Any], engine: str) -> Path | None:
+    """The model's own GGUF where llama.cpp or Ollama serve it as it is."""
+    return None if engine == "vllm" else model_gguf_path(model)
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -133,7 +147,19 @@ def format_report(result: dict[str, Any]) -> str:
         )
         lines.append(f"largest context per slot that fits: {result['largest_ctx_per_slot']} tokens")
     lines += [f"weights: {p['weights_source']}; architecture: {p['arch_source']}", p["method"]]
+    if "decode_ceiling" in result:
+        lines += speed_lines(result["decode_ceiling"], p["ctx_per_slot"])
     return "\n".join(lines)
+
+
+def speed_lines(speed: dict[str, Any], ctx: int) -> list[str]:
+    """How fast at most: one stream's decode ceiling, bound by memory bandwidth."""
+    return [
+        f"how fast at most on {speed['gpu']}:",
+        f"  decode ceiling, one stream: {speed['tokens_per_s_empty_context']:,.0f} tok/s"
+        f" ({speed['weight_bytes_per_step'] / 2**20:,.0f} MiB of weights read per token),"
+        f" {speed['tokens_per_s_full_context']:,.0f} tok/s with {ctx} tokens of context",
+    ]
 
 
 def vllm_pool_lines(p: dict[str, Any]) -> list[str]:

@@ -105,3 +105,23 @@ def test_each_second_of_each_level_has_a_scrape_of_the_engines_metrics(
         assert in_flight["value"].max() == pytest.approx(level["concurrency"], abs=0.5)
     report = run_timeline(run_dir, "embedded")
     assert report is not None and report.series["engine: running"]
+
+
+def test_every_level_stands_beside_the_measured_bandwidth_ceiling(
+    embedded_run: tuple[Path, str],
+) -> None:
+    run_dir = embedded_run[0]
+    environment = json.loads((run_dir / "environment.json").read_text())
+    ceilings = environment["ceilings"]
+    assert ceilings["device"] == "cpu" and ceilings["memory_bandwidth_gbs"] > 0
+    assert ceilings["memory_bandwidth_source"].startswith("measured")
+    summary = read_summary(run_dir)
+    # the packaged GGUF's tensors less the embedding lookup (tied: read once as the output)
+    assert summary["ceiling"]["weights"]["weight_bytes"] == 246_587_904
+    for level in summary["levels"]:
+        assert 0 < level["decode_bandwidth_utilisation"] <= 1.2, level["ceiling_inputs"]
+        assert level["decode_ceiling_tokens_per_s"] > 0
+        assert "far_from_ceiling" not in level["flags"]  # a CPU run is never flagged
+    single = summary["levels"][0]
+    assert 0 < single["prefill_compute_utilisation"]
+    assert "% of bandwidth ceiling" in embedded_run[1]  # the run table's column
