@@ -123,5 +123,5 @@ def test_every_level_stands_beside_the_measured_bandwidth_ceiling(
         assert level["decode_ceiling_tokens_per_s"] > 0
         assert "far_from_ceiling" not in level["flags"]  # a CPU run is never flagged
     single = summary["levels"][0]
-    assert 0 < single["prefill_compute_utilisation"]
+    assert single["prefill_compute_utilisation"] > 0
     assert "% of bandwidth ceiling" in embedded_run[1]  # the run table's column

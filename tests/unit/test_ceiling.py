@@ -107,7 +107,9 @@ def test_nvml_memory_specs_read_clock_and_bus_width() -> None:
                       "max_memory_clock_mhz": 10_501, "memory_bus_width_bits": 384}]  # fmt: skip
 
 
-def _write_gguf(path: Path, tensors: dict[str, np.ndarray], experts: tuple[int, int] | None) -> Path:
+def _write_gguf(
+    path: Path, tensors: dict[str, np.ndarray], experts: tuple[int, int] | None
+) -> Path:
     writer = GGUFWriter(str(path), "llama")
     writer.add_block_count(1)
     writer.add_embedding_length(HIDDEN)
