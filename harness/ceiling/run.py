@@ -13,7 +13,7 @@ from harness.ceiling.machine import given_ceilings, machine_ceilings
 from harness.ceiling.utilisation import FAR_FROM_CEILING, far_from_ceiling, level_ceiling
 from harness.config import BenchConfig, kv_cache_type_for
 from harness.constants import MIB
-from harness.fit import KV_BYTES_PER_ELEMENT, FitError, engine_rule, resolve_model
+from harness.fit import KV_BYTES_PER_ELEMENT, engine_rule, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class JobCeilings:
             ceilings = {"device": "gpu" if on_gpu else "cpu", "error": str(exc)}
         try:
             decode = decode_bytes_for_run(bench, model_info)
-        except (FitError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # a model it cannot size (FitError): measured all the same
             log.info("no decode bytes per step: %s", exc)
             decode = None
         return cls(ceilings, decode)
@@ -93,7 +93,11 @@ class JobCeilings:
         """Add the level's ceiling figures (and the far_from_ceiling flag) to its summary."""
         if self.decode is None:
             return
-        level.update(level_ceiling(level, self.decode, self.ceilings))
+        try:
+            level.update(level_ceiling(level, self.decode, self.ceilings))
+        except (TypeError, ValueError, ZeroDivisionError) as exc:  # the level is kept without
+            log.warning("level %s: no ceiling figures: %s", level.get("level_index"), exc)
+            return
         if far_from_ceiling(level, self.ceilings.get("device")):
             level.setdefault("flags", []).append(FAR_FROM_CEILING)
             log.warning(

@@ -319,3 +319,29 @@ def test_fit_names_the_gpu_table_row_it_used() -> None:
     args = parse_args(["--model", "llama3.1-8b", "--quant", "Q4_K_M", "--gpu", "RTX 4090"])
     text = format_report(report(args))
     assert "how fast at most on RTX 4090 (1008 GB/s" in text
+
+
+def test_a_gpu_level_far_below_its_ceiling_is_flagged() -> None:
+    from harness.ceiling.run import JobCeilings
+
+    ceilings = {"device": "gpu", "memory_bandwidth_gbs": 1000.0, "compute_tflops": 100.0}
+    level = _level(flags=[])  # 50 steps/s of 1 GB: 5% of 1,000 GB/s
+    JobCeilings(ceilings, _decode()).apply(level)
+    assert level["decode_bandwidth_utilisation"] == pytest.approx(0.05, rel=1e-3)
+    assert level["flags"] == ["far_from_ceiling"]
+
+
+def test_a_model_it_cannot_size_leaves_the_levels_as_they_were(tmp_path: Path) -> None:
+    from harness.ceiling.run import JobCeilings
+    from harness.config import BenchConfig
+
+    bench = BenchConfig()
+    bench.model.name, bench.model.source = "served", "served"
+    bench.machine.mem_bw_gbs, bench.machine.compute_tflops = 10.0, 1.0
+    bench.results = str(tmp_path)
+    job = JobCeilings.find(bench, {}, on_gpu=False, machine_id="box", here=False)
+    level = _level()
+    job.apply(level)
+    assert job.decode is None and job.record() == {"weights": None}
+    assert "decode_bandwidth_utilisation" not in level
+    assert job.ceilings["memory_bandwidth_gbs"] == 10.0
