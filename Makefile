@@ -50,7 +50,7 @@ OVERRIDES = \
 	$(model_override) \
 	$(if $(URL),engine.url=$(URL)) \
 	$(if $(CONCURRENCY),load.concurrency=[$(CONCURRENCY)]) \
-	$(if $(REQUESTS),load.requests_per_level=$(REQUESTS)) \
+	$(if $(REQUESTS),load.requests_per_level=$(REQUESTS),$(if $(findstring load.max_duration_s=,$(ARGS)),load.requests_per_level=null)) \
 	$(if $(MAX_TOKENS),workload.max_tokens=$(MAX_TOKENS)) \
 	$(if $(EXP),experiment=$(EXP)) \
 	$(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) \

@@ -25,7 +25,7 @@ from harness.levels import LevelRunner, level_name
 from harness.records import RequestRecord
 from harness.report.table import run_table
 from harness.resume import prepare_resume
-from harness.schedule import Schedule, job_schedule
+from harness.schedule import Schedule, count_changes, job_schedule
 from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter
 from harness.summary import add_level, new_summary, now_utc, predicted_memory
 from harness.telemetry.policy import (
@@ -180,6 +180,9 @@ class Job:
         multi-turn sessions whole. Prompt tokens are counted by the engine's tokenizer
         where the workload asks for it."""
         workload = self.bench.workload
+        if not self.bench.capacity.enabled:
+            for line in count_changes(self.bench):
+                log.warning("%s", line)
         counter = make_counter(
             workload, endpoint, (self.environment.get("model") or {}).get("path")
         )

@@ -24,7 +24,12 @@ from harness.client.openai_api import (
     send_streaming,
     wire_tracing,
 )
+from harness.client.specs import session_units
 from harness.records import RequestRecord
+
+# Requests whose bytes are built before a level starts; a larger level builds each further
+# one as an earlier one is sent, so its memory does not grow with its request count.
+PREPARED_AHEAD = 4096
 
 
 @dataclass
@@ -75,18 +80,6 @@ async def sleep_until(deadline_mono_s: float) -> None:
         await asyncio.sleep(delay)
 
 
-def session_units(specs: Sequence[RequestSpec]) -> list[range] | None:
-    """The request indices of each multi-turn session, in order; None: no sessions."""
-    if all(spec.session is None for spec in specs):
-        return None
-    units, start = [], 0
-    for index in range(1, len(specs) + 1):
-        if index == len(specs) or specs[index].session != specs[start].session:
-            units.append(range(start, index))
-            start = index
-    return units
-
-
 class Conversation:
     """One session's history: each turn's user message and the reply it got."""
 
@@ -117,10 +110,11 @@ class LevelState:
     ) -> None:
         self.plan, self.endpoint, self.specs = plan, endpoint, specs
         self.on_record, self.first_request_id, self.share = on_record, first_request_id, share
-        # built before the level starts: a wave of requests only hands bytes to sockets
-        self.requests = [endpoint.prepare(spec) for spec in specs]
         self.sessions = session_units(specs)
         self.unit_count = len(self.sessions) if self.sessions else plan.num_requests
+        # built before the level starts: a wave of requests only hands bytes to sockets
+        self.ahead = min(len(specs), max(PREPARED_AHEAD, 4 * plan.concurrency))
+        self.requests = {i: self.build(i) for i in range(self.ahead)}
         self.target = endpoint.target()
         self.records: list[RequestRecord] = []
         self.timeout = aiohttp.ClientTimeout(
@@ -132,6 +126,25 @@ class LevelState:
         # one request of this event loop opens its connection (or, on a kept-alive one,
         # goes on the wire) at a time, in the order they were due: see `send_streaming`
         self.send_turn = asyncio.Semaphore(1)
+
+    def build(self, slot: int) -> tuple[RequestSpec, PreparedRequest]:
+        spec = self.specs[slot]
+        return spec, self.endpoint.prepare(spec)
+
+    def prepared(self, index: int) -> tuple[RequestSpec, PreparedRequest]:
+        """Request `index`'s spec and bytes, built ahead where they were."""
+        slot = index % len(self.specs)
+        return self.requests.pop(slot, None) or self.build(slot)
+
+    def build_ahead(self, index: int) -> None:
+        """Once request `index` is done, build the one `ahead` further on; the oldest built
+        ones (taken by another process of the level) go, so the window stays `ahead`."""
+        later = index % len(self.specs) + self.ahead
+        if later >= len(self.specs) or later in self.requests:
+            return
+        self.requests[later] = self.build(later)
+        while len(self.requests) > self.ahead:
+            del self.requests[next(iter(self.requests))]
 
     def past_deadline(self) -> bool:
         if self.deadline is not None and time.perf_counter() >= self.deadline:
@@ -147,7 +160,7 @@ class LevelState:
         due_mono_s: float,
         conversation: Conversation | None = None,
     ) -> RequestRecord:
-        spec = self.specs[index % len(self.specs)]
+        spec, request = self.prepared(index)
         record = RequestRecord(
             request_id=self.first_request_id + index,
             concurrency=self.plan.concurrency,
@@ -160,7 +173,7 @@ class LevelState:
             session=spec.session,
             turn=spec.turn,
         )
-        request, reply = self.requests[index % len(self.requests)], None
+        reply = None
         if conversation is not None:
             request, reply = conversation.request(self.endpoint, spec, request), []
         try:
@@ -173,6 +186,7 @@ class LevelState:
         finally:
             self.records.append(record)
             self.on_record(record)
+        self.build_ahead(index)
         if conversation is not None and reply is not None:
             conversation.add_turn(spec, reply)
         return record
