@@ -56,10 +56,14 @@ def engine_prefix_cache(before: dict[str, float], after: dict[str, float]) -> di
     return {"engine_prefix_cache_queries": queries, "engine_prefix_cache_hit_rate": rate}
 
 
-def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
+def level_status(
+    records: list[RequestRecord], engine_alive: bool, server_gone: bool = False
+) -> str:
     ok = sum(r.ok for r in records)
     if not engine_alive:
         return "engine_died"
+    if server_gone:
+        return "server_gone"
     if not records or ok == 0:
         return "failed"
     return "ok" if ok == len(records) else "partial"
@@ -131,8 +135,8 @@ class LevelRunner:
         records: list[RequestRecord] = []
 
         def on_record(record: RequestRecord) -> None:
+            self.on_record(record)  # stored first: the summary holds only stored records
             records.append(record)
-            self.on_record(record)
 
         metrics_before = self.engine.scrape()
         if self.series:
@@ -142,7 +146,7 @@ class LevelRunner:
             outcome = run_level_in_processes(
                 self.endpoint, level.specs, plan, on_record, level.first_id, processes
             )
-            status = level_status(records, self.engine.alive())
+            status = level_status(records, self.engine.alive(), outcome.server_gone)
         finally:
             summary = self.summarise(records, plan, status, outcome)
             summary["repeat"] = level.repeat

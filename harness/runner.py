@@ -26,7 +26,8 @@ from harness.records import RequestRecord
 from harness.report.table import run_table
 from harness.resume import prepare_resume
 from harness.schedule import Schedule, count_changes, job_schedule
-from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter
+from harness.stops import EngineDied, ServerGone, check_level_end, stop_signal
+from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter, StoreFull
 from harness.summary import add_level, new_summary, now_utc, predicted_memory
 from harness.telemetry.policy import (
     engine_on_cpu,
@@ -38,7 +39,7 @@ from harness.telemetry.sampler import Sampler
 from harness.telemetry.series import SERIES_FILE, LevelSeries
 from harness.workload import build_specs, make_counter
 
-__all__ = ["EngineDied", "Job", "engine_on_cpu", "run_job"]
+__all__ = ["EngineDied", "Job", "ServerGone", "engine_on_cpu", "run_job", "stop_signal"]
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,25 @@ class Job:
         self.writer.write_environment(self.environment)
 
     def run(self) -> dict[str, Any]:
-        self._write_environment()
         try:
+            self._write_environment()
+            self.writer.write_summary(self.summary)  # so that resume=true finds the run
             self._start_engine()
             self._run_levels()
             self.summary["status"] = "complete"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self.summary["status"] = "interrupted"
-            self.summary["error"] = "interrupted by the user (Ctrl-C / SIGTERM)"
+            self.summary["stopped_by"] = stop_signal(exc)
+            self.summary["error"] = f"stopped by {stop_signal(exc)}"
             raise
+        except StoreFull as exc:
+            self.summary["status"] = "failed"
+            self.summary["failure"] = "disk_full"
+            self.summary["error"] = f"the results disk took no more: {exc.strerror}"
+        except ServerGone as exc:
+            self.summary["status"] = "failed"
+            self.summary["failure"] = "server_gone"
+            self.summary["error"] = str(exc)
         except EngineError as exc:
             self._fail_with_engine_error(exc)
         except Exception as exc:  # unexpected: recorded as a failed run, never left "running"
@@ -191,7 +202,11 @@ class Job:
     def _on_level(self, level: dict[str, Any]) -> None:
         add_level(self.summary, level)
         self._tell_schedule(level)
-        self.writer.write_summary(self.summary)
+        try:
+            self.writer.write_summary(self.summary)
+        except StoreFull:
+            if level.get("status") != "interrupted":  # else the level's own cause goes on
+                raise
 
     def _tell_schedule(self, level: dict[str, Any]) -> None:
         """A capacity search picks its next probe from this one and keeps its result."""
@@ -246,6 +261,7 @@ class Job:
                     )
                 bar.set_postfix_str(name)
                 runner.run(level)
+                check_level_end(self.summary, self.engine, f"level {level.index + 1} ({name})")
 
     def _finish(self) -> None:
         if self.sampler:
@@ -264,13 +280,14 @@ class Job:
             except Exception as exc:  # stopping must not hide the run's own outcome
                 log.error("stopping the engine failed: %s", exc)
         self.summary["finished_at"] = now_utc()
-        self.writer.write_summary(self.summary)
-        self.writer.write_text(TABLE_FILE, run_table(self.summary))
-        self.writer.close()
-
-
-class EngineDied(EngineError):
-    """The engine is gone between levels: the run ends as `engine_died`."""
+        try:
+            self.writer.write_summary(self.summary)
+            self.writer.write_text(TABLE_FILE, run_table(self.summary))
+        except OSError as exc:  # a full disk: the records stay whole, resume rebuilds it
+            self.summary["summary_not_written"] = exc.strerror or str(exc)
+            log.error("writing the summary failed: %s", exc)
+        finally:
+            self.writer.close()
 
 
 def run_job(

@@ -53,8 +53,7 @@ def count_changes(bench: BenchConfig) -> list[str]:
             why = (
                 f"whole sessions of {bench.workload.turns} turns"
                 if count == whole_units(bench.workload, asked)
-                else f"{load.min_requests_per_worker} per worker "
-                "(load.min_requests_per_worker)"
+                else f"{load.min_requests_per_worker} per worker (load.min_requests_per_worker)"
             )
             lines.append(f"{name}: {asked} requests became {count}: {why}")
     return lines

@@ -21,6 +21,7 @@ from harness.client.openai_api import (
     PreparedRequest,
     RequestSpec,
     mark_cancelled,
+    refused,
     send_streaming,
     wire_tracing,
 )
@@ -30,6 +31,9 @@ from harness.records import RequestRecord
 # Requests whose bytes are built before a level starts; a larger level builds each further
 # one as an earlier one is sent, so its memory does not grow with its request count.
 PREPARED_AHEAD = 4096
+# Refused connections in a row after which the server is taken to be gone: the level stops
+# sending (a server that restarts mid-level would be measured as two servers).
+GONE_AFTER_REFUSED = 8
 
 
 @dataclass
@@ -123,6 +127,7 @@ class LevelState:
         self.started = share.t0_mono_s or time.perf_counter()
         self.deadline = self.started + plan.max_duration_s if plan.max_duration_s else None
         self.stopped_by_deadline = False
+        self.refused_in_a_row, self.server_gone = 0, False
         # one request of this event loop opens its connection (or, on a kept-alive one,
         # goes on the wire) at a time, in the order they were due: see `send_streaming`
         self.send_turn = asyncio.Semaphore(1)
@@ -147,10 +152,20 @@ class LevelState:
             del self.requests[next(iter(self.requests))]
 
     def past_deadline(self) -> bool:
+        """Whether to send no more: the level's time is up, or its server is gone."""
+        if self.server_gone:
+            return True
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             self.stopped_by_deadline = True
             return True
         return False
+
+    def note_refusal(self, record: RequestRecord) -> None:
+        if not refused(record):
+            self.refused_in_a_row = 0
+            return
+        self.refused_in_a_row += 1
+        self.server_gone = self.server_gone or self.refused_in_a_row >= GONE_AFTER_REFUSED
 
     async def send(
         self,
@@ -187,6 +202,7 @@ class LevelState:
             self.records.append(record)
             self.on_record(record)
         self.build_ahead(index)
+        self.note_refusal(record)
         if conversation is not None and reply is not None:
             conversation.add_turn(spec, reply)
         return record

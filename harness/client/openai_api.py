@@ -9,6 +9,7 @@ the request's bytes went on the wire.
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from typing import Any
 
@@ -191,7 +192,7 @@ async def send_streaming(
     except TimeoutError:
         _fail(record, "timeout", f"no complete response within {timeout.total} s")
     except aiohttp.ClientConnectorError as exc:
-        _fail(record, "connect", str(exc))
+        _fail(record, *connect_failure(exc))
     except aiohttp.ServerDisconnectedError as exc:
         _fail(record, "disconnected", str(exc) or "server disconnected")
     except aiohttp.ClientPayloadError as exc:
@@ -205,6 +206,27 @@ async def send_streaming(
         if record.connect_ms is not None and record.connect_ms < 0:
             record.connect_ms = None  # the connect never completed
     return record
+
+
+# A connect that fails for want of the client's own resources is the client's error.
+CLIENT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL}
+REFUSED = "connection refused"
+
+
+def connect_failure(exc: aiohttp.ClientConnectorError) -> tuple[str, str]:
+    """The error type and text of a failed connect: the client's own limits, a refusal
+    (nothing listens), or another connect error."""
+    code = exc.os_error.errno if exc.os_error else None
+    if code in CLIENT_ERRNOS:
+        advice = " (raise the limit: ulimit -n)" if code in (errno.EMFILE, errno.ENFILE) else ""
+        return "client_error", f"the client could not open a connection: {exc.strerror}{advice}"
+    if code == errno.ECONNREFUSED:
+        return "connect", f"{REFUSED}: {exc}"
+    return "connect", str(exc)
+
+
+def refused(record: RequestRecord) -> bool:
+    return record.error_type == "connect" and (record.error_text or "").startswith(REFUSED)
 
 
 def _reader(api: str, record: RequestRecord, reply: list[str] | None) -> NDJSONReader | SSEReader:

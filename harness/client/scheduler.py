@@ -39,6 +39,7 @@ class LevelOutcome:
     ended_mono_s: float
     stopped_by_deadline: bool
     client: list[ClientLoad] = field(default_factory=list)
+    server_gone: bool = False  # refused connections in a row stopped the level
 
     def __repr__(self) -> str:
         # short: asyncio's runner formats the finished task, result included, when it
@@ -173,7 +174,12 @@ async def run_level(
         gc.unfreeze()
         client = await monitor.stop()
     return LevelOutcome(
-        level.records, level.started, time.perf_counter(), level.stopped_by_deadline, [client]
+        level.records,
+        level.started,
+        time.perf_counter(),
+        level.stopped_by_deadline,
+        [client],
+        level.server_gone,
     )
 
 
