@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> str:
     except ConfigError as exc:
         # Nothing was measured: leave no empty run directory behind.
         if not (run_dir / SUMMARY_FILE).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _discard(run_dir, Path(str(cfg.get("results") or run_dir.parent)))
         print(f"config error: {exc}", file=sys.stderr)
         if multirun:
             return "config_error"
@@ -60,7 +60,7 @@ def main(cfg: DictConfig) -> str:
     try:
         check_results_dir(Path(bench.results), bench.min_free_disk_mib)
     except PreflightError as exc:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _discard(run_dir, Path(bench.results))
         print(f"cannot store results: {exc}", file=sys.stderr)
         if multirun:
             return "preflight_error"
@@ -93,6 +93,20 @@ def main(cfg: DictConfig) -> str:
         if bench.on_failure == "stop":
             raise SweepStopped(f"job {run_dir.name} {summary['status']} (on_failure=stop)")
     return summary["status"]
+
+
+def _discard(run_dir: Path, results: Path) -> None:
+    """Nothing was measured: the run directory goes, and the folders above it that Hydra
+    made for it and that hold nothing else, up to the results folder itself."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    root = results.resolve()
+    for folder in run_dir.resolve().parents:
+        if root not in (folder, *folder.parents):
+            return
+        try:
+            folder.rmdir()  # only an empty one
+        except OSError:
+            return
 
 
 class SweepStopped(RuntimeError):
