@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from harness.capacity import capacity_line
+from harness.client.limits import raise_open_files_limit
 from harness.cluster import sweep_batch
 from harness.cluster.placement import describe as describe_placement
 from harness.config import ConfigError, register, to_bench_config
@@ -140,6 +141,7 @@ def cli() -> None:
     except PreflightError as exc:
         print(f"cannot store results: {exc}", file=sys.stderr)
         sys.exit(2)
+    raise_open_files_limit()  # the client's own limit, before any level
     logging.raiseExceptions = False  # a full disk stops the run, not with logging tracebacks
     try:
         main()

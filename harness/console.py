@@ -17,6 +17,7 @@ CAUSES = {
     "engine_died": "the engine died",
     "server_gone": "the server went away",
     "disk_full": "the results disk is full",
+    "client_limit": "the client cannot carry the level",
 }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.client.limits import check_open_files
 from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint, RequestSpec
 from harness.client.processes import auto_processes, run_level_in_processes
@@ -132,6 +133,7 @@ class LevelRunner:
         summarises what finished (status `interrupted`) before it propagates."""
         plan = self.plan(level)
         processes = self.bench.load.client_processes or auto_processes(plan)
+        check_open_files(plan.concurrency, processes)
         records: list[RequestRecord] = []
 
         def on_record(record: RequestRecord) -> None:

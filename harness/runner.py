@@ -14,6 +14,7 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from harness.client.limits import ClientLimitError
 from harness.client.openai_api import Endpoint, RequestSpec
 from harness.client.processes import run_until_signal
 from harness.client.scheduler import warm_up
@@ -42,6 +43,9 @@ from harness.workload import build_specs, make_counter
 __all__ = ["EngineDied", "Job", "ServerGone", "engine_on_cpu", "run_job", "stop_signal"]
 
 log = logging.getLogger(__name__)
+
+
+FAILURES = {StoreFull: "disk_full", ClientLimitError: "client_limit", ServerGone: "server_gone"}
 
 
 class Job:
@@ -87,13 +91,9 @@ class Job:
             self.summary["stopped_by"] = stop_signal(exc)
             self.summary["error"] = f"stopped by {stop_signal(exc)}"
             raise
-        except StoreFull as exc:
+        except (StoreFull, ClientLimitError, ServerGone) as exc:
             self.summary["status"] = "failed"
-            self.summary["failure"] = "disk_full"
-            self.summary["error"] = f"the results disk took no more: {exc.strerror}"
-        except ServerGone as exc:
-            self.summary["status"] = "failed"
-            self.summary["failure"] = "server_gone"
+            self.summary["failure"] = FAILURES[type(exc)]
             self.summary["error"] = str(exc)
         except EngineError as exc:
             self._fail_with_engine_error(exc)
