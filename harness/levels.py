@@ -70,6 +70,21 @@ def level_status(
     return "ok" if ok == len(records) else "partial"
 
 
+def failure_lines(records: list[RequestRecord]) -> list[str]:
+    """A level's failed requests by kind, most first, each with one sample message:
+    "10 x HTTP 500: boom"."""
+    kinds: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        if not record.ok and record.error_type != "cancelled":
+            name = f"HTTP {record.http_status}" if record.http_status not in (None, 200) else ""
+            kinds.setdefault(name or str(record.error_type), []).append(record)
+    ordered = sorted(kinds.items(), key=lambda item: -len(item[1]))
+    return [
+        f"{len(failed)} x {kind}: {' '.join((failed[0].error_text or '').split())[:200]}"
+        for kind, failed in ordered
+    ]
+
+
 def trace_offsets_s(specs: Sequence[RequestSpec], speedup: float) -> list[float]:
     """Send times of a trace level's requests after its first, `speedup` times faster."""
     times = [spec.send_at_s or 0.0 for spec in specs]
@@ -126,6 +141,7 @@ class LevelRunner:
             seed=self.bench.seed + level.index,
             level_index=level.index,
             offsets_s=trace_offsets_s(level.specs, level.rate or 1.0) if trace else None,
+            idle_timeout_s=load.idle_timeout_s,
         )
 
     def run(self, level: LevelSpec) -> None:
@@ -183,6 +199,8 @@ class LevelRunner:
             rate_per_s=plan.rate_per_s,
             stopped_by_deadline=outcome.stopped_by_deadline if outcome else None,
         )
+        for line in failure_lines(records):
+            log.warning("level %s: %s", plan.level_index + 1, line)
         if plan.offsets_s is not None:
             level["speedup"] = self.speedup_of(plan)
         level["workload"] = workload_figures(records)

@@ -177,6 +177,10 @@ class Job:
                 len(specs),
                 load.request_timeout_s,
                 keep_alive=self.bench.engine.keep_alive,
+                idle_timeout_s=load.idle_timeout_s,
+                on_failure=lambda r: log.warning(
+                    "warm-up request %d failed: %s: %s", -r.request_id, r.error_type, r.error_text
+                ),
             )
         )
         if not any(r.ok for r in warm):

@@ -55,6 +55,7 @@ class LevelPlan:
     seed: int = 0
     level_index: int = 0
     offsets_s: list[float] | None = None
+    idle_timeout_s: float | None = None  # no byte for this long: the request fails
 
 
 @dataclass
@@ -122,7 +123,9 @@ class LevelState:
         self.target = endpoint.target()
         self.records: list[RequestRecord] = []
         self.timeout = aiohttp.ClientTimeout(
-            total=plan.request_timeout_s, sock_connect=plan.connect_timeout_s
+            total=plan.request_timeout_s,
+            sock_connect=plan.connect_timeout_s,
+            sock_read=plan.idle_timeout_s,
         )
         self.started = share.t0_mono_s or time.perf_counter()
         self.deadline = self.started + plan.max_duration_s if plan.max_duration_s else None

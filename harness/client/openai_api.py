@@ -178,7 +178,13 @@ async def send_streaming(
             start = record.start_mono_s
             if response.status != 200:
                 text = await response.text(errors="replace")
+                if retry := response.headers.get("Retry-After"):
+                    # reported, not honoured: the level keeps the load it was asked for
+                    text = f"[Retry-After: {retry}, not honoured] {text}"
                 _fail(record, f"http_{response.status // 100}xx", text)
+                return record
+            if request.api not in OLLAMA_APIS and response.content_type == "application/json":
+                _fail(record, "not_streamed", NOT_STREAMED)
                 return record
             reader = _reader(request.api, record, reply)
             async for raw in response.content.iter_any():
@@ -189,6 +195,10 @@ async def send_streaming(
             reader.close((time.perf_counter() - start) * 1000.0)
     except (MalformedStream, StreamError, IncompleteStream) as exc:
         _fail(record, exc.error_type, str(exc))
+    except aiohttp.ConnectionTimeoutError:
+        _fail(record, "connect", f"no connection within {timeout.sock_connect} s")
+    except aiohttp.SocketTimeoutError:
+        _fail(record, "idle", f"no byte from the server for {timeout.sock_read} s (stalled)")
     except TimeoutError:
         _fail(record, "timeout", f"no complete response within {timeout.total} s")
     except aiohttp.ClientConnectorError as exc:
@@ -208,6 +218,10 @@ async def send_streaming(
     return record
 
 
+NOT_STREAMED = (
+    "the server answered 200 with one JSON body (application/json), not a stream of "
+    'server-sent events: it does not honour "stream": true on this endpoint'
+)
 # A connect that fails for want of the client's own resources is the client's error.
 CLIENT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL}
 REFUSED = "connection refused"

@@ -189,9 +189,12 @@ async def warm_up(
     count: int,
     timeout_s: float,
     keep_alive: bool = False,
+    idle_timeout_s: float | None = None,
+    on_failure: Callable[[RequestRecord], None] | None = None,
 ) -> list[RequestRecord]:
-    """Send `count` unmeasured requests one after another; return them for error checks."""
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    """Send `count` unmeasured requests one after another; return them for error checks.
+    A failed one goes to `on_failure` at once, before the next is sent."""
+    timeout = aiohttp.ClientTimeout(total=timeout_s, sock_read=idle_timeout_s)
     target = endpoint.target()
     results = []
     async with new_session(keep_alive) as session:
@@ -199,4 +202,6 @@ async def warm_up(
             record = RequestRecord(request_id=-1 - index, concurrency=0, worker=0)
             request = endpoint.prepare(specs[index % len(specs)])
             results.append(await send_streaming(session, target, request, record, timeout))
+            if not record.ok and on_failure is not None:
+                on_failure(record)
     return results

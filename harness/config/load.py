@@ -36,6 +36,9 @@ class LoadConfig:
     warmup_requests: int = 2
     request_timeout_s: float = 300.0
     connect_timeout_s: float = 10.0
+    # A request that receives no byte for this long fails as `idle` (a stalled stream),
+    # long before request_timeout_s (null: only the whole-request bound).
+    idle_timeout_s: float | None = 60.0
     # Workers start spread evenly over this many seconds, so that requests of identical
     # length do not move in lock-step waves (0: all workers start at once).
     ramp_up_s: float = 0.0
@@ -81,6 +84,7 @@ class LoadConfig:
         require_positive("load.warmup_requests", self.warmup_requests, allow_zero=True)
         require_positive("load.request_timeout_s", self.request_timeout_s)
         require_positive("load.connect_timeout_s", self.connect_timeout_s)
+        require_positive("load.idle_timeout_s", self.idle_timeout_s)
         require_positive("load.ramp_up_s", self.ramp_up_s, allow_zero=True)
         require_positive("load.client_processes", self.client_processes, allow_zero=True)
         require_positive("load.goodput_ttft_ms", self.goodput_ttft_ms)
