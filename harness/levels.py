@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.client.limits import check_open_files
 from harness.client.monitor import summarize_client
 from harness.client.openai_api import Endpoint, RequestSpec
-from harness.client.processes import auto_processes, run_level_in_processes
-from harness.client.scheduler import LevelOutcome, LevelPlan
+from harness.client.processes import auto_processes, run_level_in_processes, run_until_signal
+from harness.client.scheduler import LevelOutcome, LevelPlan, warm_up
 from harness.config import BenchConfig
-from harness.engines import Engine
+from harness.engines import Engine, EngineError
 from harness.metrics import CLIENT_RECORD_FLAGS, summarize_level
 from harness.records import RequestRecord
 from harness.telemetry.energy import NO_ENERGY
@@ -56,13 +57,32 @@ def engine_prefix_cache(before: dict[str, float], after: dict[str, float]) -> di
     return {"engine_prefix_cache_queries": queries, "engine_prefix_cache_hit_rate": rate}
 
 
-def level_status(records: list[RequestRecord], engine_alive: bool) -> str:
+def level_status(
+    records: list[RequestRecord], engine_alive: bool, server_gone: bool = False
+) -> str:
     ok = sum(r.ok for r in records)
     if not engine_alive:
         return "engine_died"
+    if server_gone:
+        return "server_gone"
     if not records or ok == 0:
         return "failed"
     return "ok" if ok == len(records) else "partial"
+
+
+def failure_lines(records: list[RequestRecord]) -> list[str]:
+    """A level's failed requests by kind, most first, each with one sample message:
+    "10 x HTTP 500: boom"."""
+    kinds: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        if not record.ok and record.error_type != "cancelled":
+            name = f"HTTP {record.http_status}" if record.http_status not in (None, 200) else ""
+            kinds.setdefault(name or str(record.error_type), []).append(record)
+    ordered = sorted(kinds.items(), key=lambda item: -len(item[1]))
+    return [
+        f"{len(failed)} x {kind}: {' '.join((failed[0].error_text or '').split())[:200]}"
+        for kind, failed in ordered
+    ]
 
 
 def trace_offsets_s(specs: Sequence[RequestSpec], speedup: float) -> list[float]:
@@ -121,6 +141,7 @@ class LevelRunner:
             seed=self.bench.seed + level.index,
             level_index=level.index,
             offsets_s=trace_offsets_s(level.specs, level.rate or 1.0) if trace else None,
+            idle_timeout_s=load.idle_timeout_s,
         )
 
     def run(self, level: LevelSpec) -> None:
@@ -128,11 +149,12 @@ class LevelRunner:
         summarises what finished (status `interrupted`) before it propagates."""
         plan = self.plan(level)
         processes = self.bench.load.client_processes or auto_processes(plan)
+        check_open_files(plan.concurrency, processes)
         records: list[RequestRecord] = []
 
         def on_record(record: RequestRecord) -> None:
+            self.on_record(record)  # stored first: the summary holds only stored records
             records.append(record)
-            self.on_record(record)
 
         metrics_before = self.engine.scrape()
         if self.series:
@@ -142,7 +164,7 @@ class LevelRunner:
             outcome = run_level_in_processes(
                 self.endpoint, level.specs, plan, on_record, level.first_id, processes
             )
-            status = level_status(records, self.engine.alive())
+            status = level_status(records, self.engine.alive(), outcome.server_gone)
         finally:
             summary = self.summarise(records, plan, status, outcome)
             summary["repeat"] = level.repeat
@@ -177,6 +199,8 @@ class LevelRunner:
             rate_per_s=plan.rate_per_s,
             stopped_by_deadline=outcome.stopped_by_deadline if outcome else None,
         )
+        for line in failure_lines(records):
+            log.warning("level %s: %s", plan.level_index + 1, line)
         if plan.offsets_s is not None:
             level["speedup"] = self.speedup_of(plan)
         level["workload"] = workload_figures(records)
@@ -225,3 +249,26 @@ class LevelRunner:
         start = min(r.start_mono_s for r in records)
         end = max(r.end_mono_s for r in records)
         return {**self.sampler.peak(start, end), **self.sampler.energy(start, end)}
+
+
+def warm_up_or_fail(bench: BenchConfig, endpoint: Endpoint, specs: list[RequestSpec]) -> None:
+    """The unmeasured warm-up requests; each failure is said at once, and an engine that
+    answers none of them ends the job."""
+    load = bench.load
+    warm = run_until_signal(
+        warm_up(
+            endpoint,
+            specs,
+            len(specs),
+            load.request_timeout_s,
+            keep_alive=bench.engine.keep_alive,
+            idle_timeout_s=load.idle_timeout_s,
+            on_failure=lambda r: log.warning(
+                "warm-up request %d failed: %s: %s", -r.request_id, r.error_type, r.error_text
+            ),
+        )
+    )
+    if not any(r.ok for r in warm):
+        raise EngineError(
+            f"every warm-up request failed; first error: {warm[0].error_type}: {warm[0].error_text}"
+        )

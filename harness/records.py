@@ -40,6 +40,8 @@ class RequestRecord:
     prompt_tokens_source: str = "none"  # usage | none (no tokenizer guess is made)
     output_tokens: int | None = None
     output_tokens_source: str = "none"
+    # why the server's usage count was not used (it disagreed with what arrived)
+    usage_rejected: str | None = None
     # prompt tokens the server says it took from its prefix cache
     # (usage.prompt_tokens_details.cached_tokens); None where it does not say
     cached_prompt_tokens: int | None = None

@@ -15,19 +15,19 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from harness.ceiling.run import JobCeilings
+from harness.client.limits import ClientLimitError
 from harness.client.openai_api import Endpoint, RequestSpec
-from harness.client.processes import run_until_signal
-from harness.client.scheduler import warm_up
 from harness.config import BenchConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
 from harness.engines.base import log_tail
 from harness.environment import config_hash, machine_info, software_info
-from harness.levels import LevelRunner, level_name
+from harness.levels import LevelRunner, level_name, warm_up_or_fail
 from harness.records import RequestRecord
 from harness.report.table import run_table
 from harness.resume import prepare_resume
-from harness.schedule import Schedule, job_schedule
-from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter
+from harness.schedule import Schedule, count_changes, job_schedule
+from harness.stops import EngineDied, ServerGone, check_level_end, stop_signal
+from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter, StoreFull
 from harness.summary import add_level, new_summary, now_utc, predicted_memory
 from harness.telemetry.policy import (
     engine_on_cpu,
@@ -39,9 +39,12 @@ from harness.telemetry.sampler import Sampler
 from harness.telemetry.series import SERIES_FILE, LevelSeries
 from harness.workload import build_specs, make_counter
 
-__all__ = ["EngineDied", "Job", "engine_on_cpu", "run_job"]
+__all__ = ["EngineDied", "Job", "ServerGone", "engine_on_cpu", "run_job", "stop_signal"]
 
 log = logging.getLogger(__name__)
+
+
+FAILURES = {StoreFull: "disk_full", ClientLimitError: "client_limit", ServerGone: "server_gone"}
 
 
 class Job:
@@ -77,15 +80,21 @@ class Job:
         self.writer.write_environment(self.environment)
 
     def run(self) -> dict[str, Any]:
-        self._write_environment()
         try:
+            self._write_environment()
+            self.writer.write_summary(self.summary)  # so that resume=true finds the run
             self._start_engine()
             self._run_levels()
             self.summary["status"] = "complete"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self.summary["status"] = "interrupted"
-            self.summary["error"] = "interrupted by the user (Ctrl-C / SIGTERM)"
+            self.summary["stopped_by"] = stop_signal(exc)
+            self.summary["error"] = f"stopped by {stop_signal(exc)}"
             raise
+        except (StoreFull, ClientLimitError, ServerGone) as exc:
+            self.summary["status"] = "failed"
+            self.summary["failure"] = FAILURES[type(exc)]
+            self.summary["error"] = str(exc)
         except EngineError as exc:
             self._fail_with_engine_error(exc)
         except Exception as exc:  # unexpected: recorded as a failed run, never left "running"
@@ -166,29 +175,15 @@ class Job:
             api_key=api_key,
         )
 
-    def _warm_up(self, endpoint: Endpoint, specs: list[RequestSpec]) -> None:
-        load = self.bench.load
-        warm = run_until_signal(
-            warm_up(
-                endpoint,
-                specs,
-                len(specs),
-                load.request_timeout_s,
-                keep_alive=self.bench.engine.keep_alive,
-            )
-        )
-        if not any(r.ok for r in warm):
-            raise EngineError(
-                f"every warm-up request failed; first error: {warm[0].error_type}: "
-                f"{warm[0].error_text}"
-            )
-
     def _schedule(self, endpoint: Endpoint) -> tuple[list[RequestSpec], Schedule]:
         """The warm-up's specs and the job's levels: one distinct prompt per request of the
         job, in the order the job sends them (a resumed job gives each level the same);
         multi-turn sessions whole. Prompt tokens are counted by the engine's tokenizer
         where the workload asks for it."""
         workload = self.bench.workload
+        if not self.bench.capacity.enabled:
+            for line in count_changes(self.bench):
+                log.warning("%s", line)
         counter = make_counter(
             workload, endpoint, (self.environment.get("model") or {}).get("path")
         )
@@ -199,7 +194,11 @@ class Job:
             self.ceilings.apply(level)
         add_level(self.summary, level)
         self._tell_schedule(level)
-        self.writer.write_summary(self.summary)
+        try:
+            self.writer.write_summary(self.summary)
+        except StoreFull:
+            if level.get("status") != "interrupted":  # else the level's own cause goes on
+                raise
 
     def _tell_schedule(self, level: dict[str, Any]) -> None:
         """A capacity search picks its next probe from this one and keeps its result."""
@@ -213,7 +212,7 @@ class Job:
         endpoint = self._endpoint()
         warm_specs, self.schedule = self._schedule(endpoint)
         if warm_specs:
-            self._warm_up(endpoint, warm_specs)
+            warm_up_or_fail(self.bench, endpoint, warm_specs)
         mode = self.bench.load.mode
         stored = {lv.get("level_index"): lv for lv in self.summary["levels"]}
         with (
@@ -254,6 +253,7 @@ class Job:
                     )
                 bar.set_postfix_str(name)
                 runner.run(level)
+                check_level_end(self.summary, self.engine, f"level {level.index + 1} ({name})")
 
     def _finish(self) -> None:
         if self.sampler:
@@ -272,13 +272,14 @@ class Job:
             except Exception as exc:  # stopping must not hide the run's own outcome
                 log.error("stopping the engine failed: %s", exc)
         self.summary["finished_at"] = now_utc()
-        self.writer.write_summary(self.summary)
-        self.writer.write_text(TABLE_FILE, run_table(self.summary))
-        self.writer.close()
-
-
-class EngineDied(EngineError):
-    """The engine is gone between levels: the run ends as `engine_died`."""
+        try:
+            self.writer.write_summary(self.summary)
+            self.writer.write_text(TABLE_FILE, run_table(self.summary))
+        except OSError as exc:  # a full disk: the records stay whole, resume rebuilds it
+            self.summary["summary_not_written"] = exc.strerror or str(exc)
+            log.error("writing the summary failed: %s", exc)
+        finally:
+            self.writer.close()
 
 
 def run_job(

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from harness.capacity.schedule import CapacitySchedule, pool_size
 from harness.client.endpoint import RequestSpec
+from harness.client.specs import UNBOUNDED
 from harness.config import BenchConfig
 from harness.levels import LevelSpec
 from harness.workload import whole_units
@@ -27,12 +28,35 @@ class Schedule(Protocol):
 
 
 def ladder_counts(bench: BenchConfig) -> list[tuple[int, float | None, int]]:
-    """(concurrency, rate, requests) of each level of one pass over the ladder."""
+    """(concurrency, rate, requests) of each level of one pass over the ladder; a level
+    bounded by its time only gets UNBOUNDED requests, made as they are sent."""
     load = bench.load
     return [
         (concurrency, rate, whole_units(bench.workload, load.requests_for_level(concurrency)))
+        if load.requests_for_level(concurrency) is not None
+        else (concurrency, rate, UNBOUNDED)
         for concurrency, rate in load.levels()
     ]
+
+
+def count_changes(bench: BenchConfig) -> list[str]:
+    """What the console is told where a level sends another count than was asked for."""
+    asked, load, lines = bench.load.requests_per_level, bench.load, []
+    for concurrency, rate, count in ladder_counts(bench):
+        name = f"rate={rate:g}/s" if rate is not None else f"concurrency={concurrency}"
+        if asked is None:
+            lines.append(
+                f"{name}: no request count (load.requests_per_level=null): the level runs "
+                f"for load.max_duration_s={load.max_duration_s:g} s"
+            )
+        elif count != asked:
+            why = (
+                f"whole sessions of {bench.workload.turns} turns"
+                if count == whole_units(bench.workload, asked)
+                else f"{load.min_requests_per_worker} per worker (load.min_requests_per_worker)"
+            )
+            lines.append(f"{name}: {asked} requests became {count}: {why}")
+    return lines
 
 
 class Ladder:
@@ -49,7 +73,7 @@ class Ladder:
                     LevelSpec(index, concurrency, rate, count, first_id, mine, repeat)
                 )
                 first_id += count
-        self.total: int | None = first_id
+        self.total: int | None = first_id if first_id < UNBOUNDED else None
 
     def __iter__(self) -> Iterator[LevelSpec]:
         return iter(self.levels)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.append_file import SPACE_ERRORS, AppendFile, StoreFull
 from harness.records import RequestRecord
 
 REQUESTS_FILE = "requests.jsonl"
@@ -24,15 +25,23 @@ TELEMETRY_FILE = "telemetry.csv"
 TABLE_FILE = "table.md"
 SUMMARY_SCHEMA_VERSION = 1
 
+__all__ = ["RunWriter", "StoreFull", "read_records", "write_json_atomic"]
+
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file and rename it over `path` (never half-written)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with tmp.open("w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in SPACE_ERRORS:
+            raise StoreFull(exc.errno, f"{exc.strerror}: {path}") from exc
+        raise
     tmp.replace(path)
 
 
@@ -42,12 +51,13 @@ class RunWriter:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._requests = (run_dir / REQUESTS_FILE).open("a", buffering=1)
+        self._requests = AppendFile(run_dir / REQUESTS_FILE)
 
     def write_environment(self, environment: dict[str, Any]) -> None:
         write_json_atomic(self.run_dir / ENVIRONMENT_FILE, environment)
 
     def append_record(self, record: RequestRecord) -> None:
+        """Append one whole line (StoreFull when the disk takes no more)."""
         self._requests.write(json.dumps(record.to_json_dict()) + "\n")
         self._requests.flush()
 

@@ -21,10 +21,19 @@ from harness.client.openai_api import (
     PreparedRequest,
     RequestSpec,
     mark_cancelled,
+    refused,
     send_streaming,
     wire_tracing,
 )
+from harness.client.specs import session_units
 from harness.records import RequestRecord
+
+# Requests whose bytes are built before a level starts; a larger level builds each further
+# one as an earlier one is sent, so its memory does not grow with its request count.
+PREPARED_AHEAD = 4096
+# Refused connections in a row after which the server is taken to be gone: the level stops
+# sending (a server that restarts mid-level would be measured as two servers).
+GONE_AFTER_REFUSED = 8
 
 
 @dataclass
@@ -46,6 +55,7 @@ class LevelPlan:
     seed: int = 0
     level_index: int = 0
     offsets_s: list[float] | None = None
+    idle_timeout_s: float | None = None  # no byte for this long: the request fails
 
 
 @dataclass
@@ -73,18 +83,6 @@ async def sleep_until(deadline_mono_s: float) -> None:
     delay = deadline_mono_s - time.perf_counter()
     if delay > 0:
         await asyncio.sleep(delay)
-
-
-def session_units(specs: Sequence[RequestSpec]) -> list[range] | None:
-    """The request indices of each multi-turn session, in order; None: no sessions."""
-    if all(spec.session is None for spec in specs):
-        return None
-    units, start = [], 0
-    for index in range(1, len(specs) + 1):
-        if index == len(specs) or specs[index].session != specs[start].session:
-            units.append(range(start, index))
-            start = index
-    return units
 
 
 class Conversation:
@@ -117,27 +115,60 @@ class LevelState:
     ) -> None:
         self.plan, self.endpoint, self.specs = plan, endpoint, specs
         self.on_record, self.first_request_id, self.share = on_record, first_request_id, share
-        # built before the level starts: a wave of requests only hands bytes to sockets
-        self.requests = [endpoint.prepare(spec) for spec in specs]
         self.sessions = session_units(specs)
         self.unit_count = len(self.sessions) if self.sessions else plan.num_requests
+        # built before the level starts: a wave of requests only hands bytes to sockets
+        self.ahead = min(len(specs), max(PREPARED_AHEAD, 4 * plan.concurrency))
+        self.requests = {i: self.build(i) for i in range(self.ahead)}
         self.target = endpoint.target()
         self.records: list[RequestRecord] = []
         self.timeout = aiohttp.ClientTimeout(
-            total=plan.request_timeout_s, sock_connect=plan.connect_timeout_s
+            total=plan.request_timeout_s,
+            sock_connect=plan.connect_timeout_s,
+            sock_read=plan.idle_timeout_s,
         )
         self.started = share.t0_mono_s or time.perf_counter()
         self.deadline = self.started + plan.max_duration_s if plan.max_duration_s else None
         self.stopped_by_deadline = False
+        self.refused_in_a_row, self.server_gone = 0, False
         # one request of this event loop opens its connection (or, on a kept-alive one,
         # goes on the wire) at a time, in the order they were due: see `send_streaming`
         self.send_turn = asyncio.Semaphore(1)
 
+    def build(self, slot: int) -> tuple[RequestSpec, PreparedRequest]:
+        spec = self.specs[slot]
+        return spec, self.endpoint.prepare(spec)
+
+    def prepared(self, index: int) -> tuple[RequestSpec, PreparedRequest]:
+        """Request `index`'s spec and bytes, built ahead where they were."""
+        slot = index % len(self.specs)
+        return self.requests.pop(slot, None) or self.build(slot)
+
+    def build_ahead(self, index: int) -> None:
+        """Once request `index` is done, build the one `ahead` further on; the oldest built
+        ones (taken by another process of the level) go, so the window stays `ahead`."""
+        later = index % len(self.specs) + self.ahead
+        if later >= len(self.specs) or later in self.requests:
+            return
+        self.requests[later] = self.build(later)
+        while len(self.requests) > self.ahead:
+            del self.requests[next(iter(self.requests))]
+
     def past_deadline(self) -> bool:
+        """Whether to send no more: the level's time is up, or its server is gone."""
+        if self.server_gone:
+            return True
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             self.stopped_by_deadline = True
             return True
         return False
+
+    def note_refusal(self, record: RequestRecord) -> None:
+        if not refused(record):
+            self.refused_in_a_row = 0
+            return
+        self.refused_in_a_row += 1
+        self.server_gone = self.server_gone or self.refused_in_a_row >= GONE_AFTER_REFUSED
 
     async def send(
         self,
@@ -147,7 +178,7 @@ class LevelState:
         due_mono_s: float,
         conversation: Conversation | None = None,
     ) -> RequestRecord:
-        spec = self.specs[index % len(self.specs)]
+        spec, request = self.prepared(index)
         record = RequestRecord(
             request_id=self.first_request_id + index,
             concurrency=self.plan.concurrency,
@@ -160,7 +191,7 @@ class LevelState:
             session=spec.session,
             turn=spec.turn,
         )
-        request, reply = self.requests[index % len(self.requests)], None
+        reply = None
         if conversation is not None:
             request, reply = conversation.request(self.endpoint, spec, request), []
         try:
@@ -173,6 +204,8 @@ class LevelState:
         finally:
             self.records.append(record)
             self.on_record(record)
+        self.build_ahead(index)
+        self.note_refusal(record)
         if conversation is not None and reply is not None:
             conversation.add_turn(spec, reply)
         return record

@@ -9,6 +9,7 @@ the request's bytes went on the wire.
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from typing import Any
 
@@ -177,7 +178,13 @@ async def send_streaming(
             start = record.start_mono_s
             if response.status != 200:
                 text = await response.text(errors="replace")
+                if retry := response.headers.get("Retry-After"):
+                    # reported, not honoured: the level keeps the load it was asked for
+                    text = f"[Retry-After: {retry}, not honoured] {text}"
                 _fail(record, f"http_{response.status // 100}xx", text)
+                return record
+            if request.api not in OLLAMA_APIS and response.content_type == "application/json":
+                _fail(record, "not_streamed", NOT_STREAMED)
                 return record
             reader = _reader(request.api, record, reply)
             async for raw in response.content.iter_any():
@@ -188,10 +195,14 @@ async def send_streaming(
             reader.close((time.perf_counter() - start) * 1000.0)
     except (MalformedStream, StreamError, IncompleteStream) as exc:
         _fail(record, exc.error_type, str(exc))
+    except aiohttp.ConnectionTimeoutError:
+        _fail(record, "connect", f"no connection within {timeout.sock_connect} s")
+    except aiohttp.SocketTimeoutError:
+        _fail(record, "idle", f"no byte from the server for {timeout.sock_read} s (stalled)")
     except TimeoutError:
         _fail(record, "timeout", f"no complete response within {timeout.total} s")
     except aiohttp.ClientConnectorError as exc:
-        _fail(record, "connect", str(exc))
+        _fail(record, *connect_failure(exc))
     except aiohttp.ServerDisconnectedError as exc:
         _fail(record, "disconnected", str(exc) or "server disconnected")
     except aiohttp.ClientPayloadError as exc:
@@ -205,6 +216,31 @@ async def send_streaming(
         if record.connect_ms is not None and record.connect_ms < 0:
             record.connect_ms = None  # the connect never completed
     return record
+
+
+NOT_STREAMED = (
+    "the server answered 200 with one JSON body (application/json), not a stream of "
+    'server-sent events: it does not honour "stream": true on this endpoint'
+)
+# A connect that fails for want of the client's own resources is the client's error.
+CLIENT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL}
+REFUSED = "connection refused"
+
+
+def connect_failure(exc: aiohttp.ClientConnectorError) -> tuple[str, str]:
+    """The error type and text of a failed connect: the client's own limits, a refusal
+    (nothing listens), or another connect error."""
+    code = exc.os_error.errno if exc.os_error else None
+    if code in CLIENT_ERRNOS:
+        advice = " (raise the limit: ulimit -n)" if code in (errno.EMFILE, errno.ENFILE) else ""
+        return "client_error", f"the client could not open a connection: {exc.strerror}{advice}"
+    if code == errno.ECONNREFUSED:
+        return "connect", f"{REFUSED}: {exc}"
+    return "connect", str(exc)
+
+
+def refused(record: RequestRecord) -> bool:
+    return record.error_type == "connect" and (record.error_text or "").startswith(REFUSED)
 
 
 def _reader(api: str, record: RequestRecord, reply: list[str] | None) -> NDJSONReader | SSEReader:

@@ -145,10 +145,11 @@ def _child(
                 outcome.started_mono_s,
                 outcome.ended_mono_s,
                 outcome.stopped_by_deadline,
+                outcome.server_gone,
             )
         )
     except asyncio.CancelledError:
-        results.put(("done", index, None, t0.value, time.perf_counter(), False))
+        results.put(("done", index, None, t0.value, time.perf_counter(), False, False))
     except Exception as exc:  # reported to the parent, which fails the level with it
         results.put(("error", index, f"{type(exc).__name__}: {exc}"))
 
@@ -214,6 +215,7 @@ def run_level_in_processes(
         ended,
         any(d[5] for d in collector.done),
         [d[2] for d in collector.done if d[2] is not None],
+        any(d[6] for d in collector.done),
     )
 
 

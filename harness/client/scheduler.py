@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from harness.client.arrivals import arrival_offsets_s
+from harness.client.arrivals import iter_arrival_offsets
 from harness.client.level import LevelPlan, LevelState, Share, new_session, sleep_until
 from harness.client.monitor import ClientLoad, LoopMonitor
 from harness.client.openai_api import Endpoint, RequestSpec, send_streaming
@@ -38,6 +39,7 @@ class LevelOutcome:
     ended_mono_s: float
     stopped_by_deadline: bool
     client: list[ClientLoad] = field(default_factory=list)
+    server_gone: bool = False  # refused connections in a row stopped the level
 
     def __repr__(self) -> str:
         # short: asyncio's runner formats the finished task, result included, when it
@@ -69,13 +71,13 @@ async def _closed_loop(level: LevelState) -> None:
 
 async def _open_loop(level: LevelState, monitor: LoopMonitor) -> None:
     plan, share = level.plan, level.share
-    offsets = plan.offsets_s
+    offsets: Iterable[float] | None = plan.offsets_s
     if offsets is None:
         assert plan.rate_per_s is not None
-        offsets = arrival_offsets_s(level.unit_count, plan.rate_per_s, plan.arrival, plan.seed)
+        offsets = iter_arrival_offsets(plan.rate_per_s, plan.arrival, plan.seed)
     cap = math.ceil(plan.concurrency / share.count) if plan.concurrency > 0 else 0
     gate = asyncio.Semaphore(cap) if cap else None
-    tasks: list[asyncio.Task[None]] = []
+    tasks: set[asyncio.Task[None]] = set()
 
     # open loop has no workers; `worker` is the client process. A request (or session) is
     # due at its scheduled instant: the wait for a free slot under the cap is the client's.
@@ -88,21 +90,25 @@ async def _open_loop(level: LevelState, monitor: LoopMonitor) -> None:
 
     async with new_session(plan.keep_alive, limit=cap) as session:
         try:
-            for unit in range(share.index, min(level.unit_count, len(offsets)), share.count):
-                scheduled = level.started + offsets[unit]
+            # every process reads the whole schedule and sends its own share of it
+            arrivals = itertools.islice(enumerate(offsets), level.unit_count)
+            for unit, offset in itertools.islice(arrivals, share.index, None, share.count):
+                scheduled = level.started + offset
                 await sleep_until(scheduled)
                 if level.past_deadline():
                     break
                 monitor.load.late_send_ms.append((time.perf_counter() - scheduled) * 1000.0)
-                tasks.append(asyncio.create_task(capped(session, unit, scheduled)))
+                task = asyncio.create_task(capped(session, unit, scheduled))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)  # a finished request holds no memory
             await asyncio.gather(*tasks)
         finally:
-            await _cancel_all(tasks)
+            await _cancel_all(list(tasks))
 
 
 async def _bursts(level: LevelState) -> None:
     plan, share = level.plan, level.share
-    mine = list(range(share.index, level.unit_count, share.count))
+    mine = range(share.index, level.unit_count, share.count)
     wave = max(1, math.ceil(plan.concurrency / share.count))
     async with new_session(plan.keep_alive, limit=wave) as session:
         for start in range(0, len(mine), wave):
@@ -168,7 +174,12 @@ async def run_level(
         gc.unfreeze()
         client = await monitor.stop()
     return LevelOutcome(
-        level.records, level.started, time.perf_counter(), level.stopped_by_deadline, [client]
+        level.records,
+        level.started,
+        time.perf_counter(),
+        level.stopped_by_deadline,
+        [client],
+        level.server_gone,
     )
 
 
@@ -178,9 +189,12 @@ async def warm_up(
     count: int,
     timeout_s: float,
     keep_alive: bool = False,
+    idle_timeout_s: float | None = None,
+    on_failure: Callable[[RequestRecord], None] | None = None,
 ) -> list[RequestRecord]:
-    """Send `count` unmeasured requests one after another; return them for error checks."""
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    """Send `count` unmeasured requests one after another; return them for error checks.
+    A failed one goes to `on_failure` at once, before the next is sent."""
+    timeout = aiohttp.ClientTimeout(total=timeout_s, sock_read=idle_timeout_s)
     target = endpoint.target()
     results = []
     async with new_session(keep_alive) as session:
@@ -188,4 +202,6 @@ async def warm_up(
             record = RequestRecord(request_id=-1 - index, concurrency=0, worker=0)
             request = endpoint.prepare(specs[index % len(specs)])
             results.append(await send_streaming(session, target, request, record, timeout))
+            if not record.ok and on_failure is not None:
+                on_failure(record)
     return results

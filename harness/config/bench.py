@@ -58,6 +58,12 @@ class BenchConfig:
                 "is replayed at its own times, so workload=trace goes with load=trace and "
                 "load=trace with workload=trace"
             )
+        if self.load.requests_per_level is None and self.workload.kind in ("sharegpt", "trace"):
+            raise ConfigError(
+                f"load.requests_per_level=null with workload.kind={self.workload.kind!r}: its "
+                "requests come from a file of a fixed size; give a count, e.g. "
+                "load.requests_per_level=64"
+            )
 
     def validate_search(self) -> None:
         """A capacity search probes closed-loop users or open-loop rates, one at a time."""

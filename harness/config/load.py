@@ -18,7 +18,8 @@ class LoadConfig:
     mode=burst: one level per `concurrency` entry, fired in waves of N at once.
     mode=trace: open loop at a trace's own send times (workload.kind=trace), one level per
     `speedup` entry (2: twice as fast), at most `max_concurrency` in flight (0: no cap).
-    A level ends after `requests_per_level` requests or `max_duration_s`, whichever first.
+    A level ends after `requests_per_level` requests or `max_duration_s`, whichever first;
+    `requests_per_level` null: a level bounded by its time only.
     """
 
     mode: str = "concurrency"
@@ -27,7 +28,7 @@ class LoadConfig:
     speedup: list[float] = field(default_factory=lambda: [1.0])
     arrival: str = "poisson"
     max_concurrency: int = 0
-    requests_per_level: int = 16
+    requests_per_level: int | None = 16
     # Each closed-loop level sends at least this many requests per worker, so high levels
     # are not measured on a single wave.
     min_requests_per_worker: int = 4
@@ -35,6 +36,9 @@ class LoadConfig:
     warmup_requests: int = 2
     request_timeout_s: float = 300.0
     connect_timeout_s: float = 10.0
+    # A request that receives no byte for this long fails as `idle` (a stalled stream),
+    # long before request_timeout_s (null: only the whole-request bound).
+    idle_timeout_s: float | None = 60.0
     # Workers start spread evenly over this many seconds, so that requests of identical
     # length do not move in lock-step waves (0: all workers start at once).
     ramp_up_s: float = 0.0
@@ -70,11 +74,17 @@ class LoadConfig:
                     )
         require_positive("load.max_concurrency", self.max_concurrency, allow_zero=True)
         require_positive("load.requests_per_level", self.requests_per_level)
+        if self.requests_per_level is None and self.max_duration_s is None:
+            raise ConfigError(
+                "load.requests_per_level=null needs load.max_duration_s (a level bounded by "
+                "its time); give a count, e.g. load.requests_per_level=16, or a duration"
+            )
         require_positive("load.min_requests_per_worker", self.min_requests_per_worker, True)
         require_positive("load.max_duration_s", self.max_duration_s)
         require_positive("load.warmup_requests", self.warmup_requests, allow_zero=True)
         require_positive("load.request_timeout_s", self.request_timeout_s)
         require_positive("load.connect_timeout_s", self.connect_timeout_s)
+        require_positive("load.idle_timeout_s", self.idle_timeout_s)
         require_positive("load.ramp_up_s", self.ramp_up_s, allow_zero=True)
         require_positive("load.client_processes", self.client_processes, allow_zero=True)
         require_positive("load.goodput_ttft_ms", self.goodput_ttft_ms)
@@ -88,8 +98,9 @@ class LoadConfig:
             return [(self.max_concurrency, float(factor)) for factor in self.speedup]
         return [(level, None) for level in self.concurrency]
 
-    def requests_for_level(self, concurrency: int) -> int:
-        """Requests sent at one level: the configured count, raised to cover every worker."""
-        if self.mode in ("rate", "trace"):
+    def requests_for_level(self, concurrency: int) -> int | None:
+        """Requests sent at one level: the configured count, raised to cover every worker
+        (None: as many as its time allows)."""
+        if self.mode in ("rate", "trace") or self.requests_per_level is None:
             return self.requests_per_level
         return max(self.requests_per_level, concurrency * self.min_requests_per_worker)

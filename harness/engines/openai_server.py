@@ -61,6 +61,9 @@ class ExternalOpenAI(Engine):
                 + (
                     f"check the key in ${given}"
                     if given and self.api_key()
+                    else f"engine.api_key_env={given} names an environment variable that is "
+                    f"not set here: export {given}=<the key> and run again"
+                    if given
                     else "it wants an API key; set engine.api_key_env to the name of the "
                     "environment variable that holds it"
                 )
@@ -74,17 +77,32 @@ class ExternalOpenAI(Engine):
 
     def wait_ready(self) -> None:
         # ready once /v1/models answers a model list (_models raises OSError until then)
-        poll_until(
-            lambda: isinstance(self._models(), list),
-            self.engine_cfg.startup_timeout_s,
-            f"OpenAI-compatible server at {self.base_url} (is it running? check URL=)",
-        )
+        try:
+            poll_until(self._answers, self.engine_cfg.startup_timeout_s, "")
+        except EngineError as exc:
+            raise EngineError(f"{self._unready()}: {str(exc).lstrip(': ')}") from exc
         models = self._models()
         if models and self.served_model not in models:
             raise EngineError(
                 f"model {self.served_model!r} is not served at {self.base_url}; "
                 f"it serves: {', '.join(models)} (set MODEL= to one of them)"
             )
+
+    def _answers(self) -> bool:
+        try:
+            self.silent = False
+            return isinstance(self._models(), list)
+        except TimeoutError:
+            self.silent = True  # connected, then no answer in time
+            raise
+
+    def _unready(self) -> str:
+        if getattr(self, "silent", False):
+            return (
+                f"the server at {self.base_url} accepts connections but never answered "
+                "GET /v1/models (a hung server, or not an HTTP server on that port)"
+            )
+        return f"OpenAI-compatible server at {self.base_url} (is it running? check URL=)"
 
     def version(self) -> dict[str, Any]:
         return {"engine": "external OpenAI-compatible server", "url": self.base_url}

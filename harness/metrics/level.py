@@ -189,6 +189,8 @@ def measurement_flags(
     share = summary["reached_max_tokens_share"]
     if fixed_lengths and share is not None and share < REACHED_MAX_TOKENS_FLAG:
         flags.append("short_outputs")
+    if summary["output_tokens_source"].get("chunk_count_usage_rejected"):
+        flags.append("usage_rejected")  # the server's counts disagreed with its content
     per_chunk = summary["tokens_per_chunk"]
     if per_chunk is not None and abs(per_chunk - 1.0) > TOKENS_PER_CHUNK_TOLERANCE:
         flags.append("multi_token_chunks")

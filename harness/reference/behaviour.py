@@ -19,6 +19,10 @@ FAULTS = (
     "error_event",  # an {"error": ...} event mid-stream
     "stall",  # stops sending after `fault_after_tokens` tokens (for read timeouts)
     "stop_early",  # stops at half of max_tokens with finish_reason "stop" (ignores ignore_eos)
+    "retry_after",  # HTTP 429 with "Retry-After: 2"
+    "not_streamed",  # a stream asked for, one 200 application/json completion answered
+    "silent",  # accepts connections, reads requests, never answers anything
+    "bad_usage",  # usage counts completion_tokens 10^12 (and prompt_tokens -5)
 )
 
 

@@ -24,6 +24,18 @@ def tokenized(raw: bytes) -> dict[str, Any]:
     return {"tokens": list(range(len(str(text or "").split())))}
 
 
+def fault_answer(behaviour: Behaviour) -> bytes:
+    """A 429 that says when to come back, or a whole completion where a stream was asked."""
+    if behaviour.fault == "retry_after":
+        body = {"error": {"message": "rate limited"}}
+        return json_response(429, body, "Retry-After: 2\r\n")
+    message = {"role": "assistant", "content": "t0 t1 t2"}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    usage = {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+    body = {"object": "chat.completion", "model": behaviour.model, "choices": [choice]}
+    return json_response(200, {**body, "usage": usage})
+
+
 class Connection:
     """A minimal HTTP/1.1 server connection: enough for OpenAI-style clients, and cheap,
     so that the instrument is not the bottleneck it is meant to measure."""
@@ -81,6 +93,8 @@ class Connection:
         body = self.buffer[end + 4 : end + 4 + length]
         self.buffer = self.buffer[end + 4 + length :]
         method, path = (head[0].split(" ") + ["", ""])[:2]
+        if self.behaviour.fault == "silent":
+            return  # read, never answered
         key = self.behaviour.api_key
         if key and headers.get("authorization") != f"Bearer {key}":
             self.write(json_response(401, {"error": {"message": "missing or wrong API key"}}))
@@ -125,6 +139,9 @@ class Connection:
         if self.behaviour.fault in ("http_500", "http_429"):
             status = int(self.behaviour.fault[-3:])
             self.write(json_response(status, {"error": {"message": f"injected {status}"}}))
+            return self._next_request()
+        if self.behaviour.fault in ("retry_after", "not_streamed"):
+            self.write(fault_answer(self.behaviour))
             return self._next_request()
         self.stream = stream_class(self, body, chat)
         self.behaviour.queue.admit(self.stream)

@@ -54,12 +54,12 @@ def framed(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(payload), payload)
 
 
-def json_response(status: int, body: Any) -> bytes:
+def json_response(status: int, body: Any, extra_headers: str = "") -> bytes:
     data = orjson.dumps(body)
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-        "Connection: keep-alive\r\n\r\n"
+        f"{extra_headers}Connection: keep-alive\r\n\r\n"
     )
     return head.encode() + data
 
@@ -162,9 +162,10 @@ class Stream:
         finish = {"index": 0, **_delta(self.chat, ""), "finish_reason": self.finish_reason}
         out = framed(_chunk(b.model, self.created, [finish]))
         if b.fault != "no_usage":
+            bad = b.fault == "bad_usage"  # a server whose counts are impossible
             usage = {
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.tokens,
+                "prompt_tokens": -5 if bad else self.prompt_tokens,
+                "completion_tokens": 10**12 if bad else self.tokens,
                 "total_tokens": self.prompt_tokens + self.tokens,
                 "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
             }

@@ -16,7 +16,7 @@ from harness.metrics.confidence import mean_ci
 
 REPEAT_KEYS = ("run_path", "load_mode", "concurrency", "rate_per_s")
 HIGHEST = ("peak_memory_mib.value", "peak_memory_above_baseline_mib.value")
-STATUS_ORDER = ("ok", "partial", "interrupted", "engine_died", "failed")
+STATUS_ORDER = ("ok", "partial", "interrupted", "engine_died", "server_gone", "failed")
 REPEATS_NOTE = (
     "Where a level ran k times (repeats=k): the mean ± the half-width of its 95% confidence "
     "interval (Student t, k-1 degrees of freedom) and the coefficient of variation (sd / mean)."

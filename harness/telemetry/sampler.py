@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.append_file import AppendFile
 from harness.telemetry.energy import level_energy
 from harness.telemetry.nvml import Nvml, visible_devices
 from harness.telemetry.process import process_tree_rss_mib, rss_peak, tree_pids
@@ -95,7 +96,7 @@ class Sampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._file = csv_path.open("a", newline="")
+        self._file = AppendFile(csv_path, quiet=True)
         self._writer = csv.writer(self._file)
         if csv_path.stat().st_size == 0:
             self._writer.writerow(CSV_FIELDS)

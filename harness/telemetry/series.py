@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harness.append_file import AppendFile
 from harness.metrics.timeline import client_series
 from harness.records import RequestRecord
 
@@ -55,7 +56,7 @@ class LevelSeries:
     ) -> None:
         self.scrape, self.interval_s = scrape, interval_s
         new = not path.exists() or path.stat().st_size == 0
-        self._file = path.open("a", newline="")
+        self._file = AppendFile(path, quiet=True)
         self._writer = csv.writer(self._file)
         if new:
             self._writer.writerow(SERIES_FIELDS)

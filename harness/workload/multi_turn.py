@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 from harness.client.endpoint import RequestSpec
+from harness.client.specs import LazySpecs
 from harness.config import WorkloadConfig
 from harness.workload.fit import exact_text
 from harness.workload.lengths import lengths
@@ -14,12 +15,17 @@ from harness.workload.tokens import TokenCounter
 from harness.workload.words import WORDS, opening, seeded_words
 
 
-def session_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> list[RequestSpec]:
-    """Request i is turn i % turns of session i // turns. Only a first turn's prompt
-    tokens are known in advance; a later turn's depend on the replies before it."""
-    rng = random.Random(f"multi-turn-{cfg.seed}")
-    specs = []
-    for index in range(count):
+class SessionSpec:
+    """Request i is turn i % turns of session i // turns, from its own seeded draws. Only a
+    first turn's prompt tokens are known in advance; a later turn's depend on the replies
+    before it."""
+
+    def __init__(self, cfg: WorkloadConfig, counter: TokenCounter) -> None:
+        self.cfg, self.counter = cfg, counter
+
+    def __call__(self, index: int) -> RequestSpec:
+        cfg, counter = self.cfg, self.counter
+        rng = random.Random(f"multi-turn-{cfg.seed}-{index}")
         session, turn = divmod(index, cfg.turns)
         prompt_len, output_len = lengths(rng, cfg)
         if counter.source == "words":
@@ -37,5 +43,9 @@ def session_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> lis
         )
         if turn:
             spec.prompt_tokens_expected = spec.prompt_tokens_expected_source = None
-        specs.append(spec)
-    return specs
+        return spec
+
+
+def session_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> LazySpecs:
+    """Whole sessions of `turns` requests each, made as read."""
+    return LazySpecs(SessionSpec(cfg, counter), count, turns=cfg.turns)

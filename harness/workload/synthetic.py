@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 from harness.client.endpoint import RequestSpec
+from harness.client.specs import LazySpecs
 from harness.config import WorkloadConfig
 from harness.workload.fit import exact_text
 from harness.workload.lengths import lengths
@@ -20,22 +21,30 @@ def user_budget(counter: TokenCounter, total: int, system: str | None) -> int:
     return max(1, total - (counter.template_tokens[bool(system)] or 0))
 
 
-def synthetic_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> list[RequestSpec]:
-    """Seeded prompts and output lengths from the configured distributions. With a real
-    tokenizer each prompt counts exactly prompt_tokens (beyond its shared prefix, chat
-    template included); with words, prompt_tokens words."""
-    rng = random.Random(cfg.seed)
-    prefixes = group_prefixes(cfg, counter)
-    specs = []
-    for index in range(count):
+class SyntheticSpec:
+    """Spec i of a synthetic workload, from its own seeded draws: made when asked for, the
+    same every time. With a real tokenizer each prompt counts exactly prompt_tokens (beyond
+    its shared prefix, chat template included); with words, prompt_tokens words."""
+
+    def __init__(self, cfg: WorkloadConfig, counter: TokenCounter) -> None:
+        self.cfg, self.counter = cfg, counter
+        self.prefixes = group_prefixes(cfg, counter)
+
+    def __call__(self, index: int) -> RequestSpec:
+        cfg, counter = self.cfg, self.counter
+        rng = random.Random(f"synthetic-{cfg.seed}-{index}")
         prompt_len, output_len = lengths(rng, cfg)
-        system, group = group_of(prefixes, index)
+        system, group = group_of(self.prefixes, index)
         if counter.source == "words":
             prompt = " ".join([opening(index), *seeded_words(rng, prompt_len - 2, WORDS)])
         else:
             prompt = exact_text(counter, index, rng, user_budget(counter, prompt_len, system))
-        specs.append(spec_of(counter, prompt, output_len, system, group))
-    return specs
+        return spec_of(counter, prompt, output_len, system, group)
+
+
+def synthetic_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> LazySpecs:
+    """Seeded prompts and output lengths from the configured distributions, made as read."""
+    return LazySpecs(SyntheticSpec(cfg, counter), count)
 
 
 def spec_of(
@@ -59,12 +68,20 @@ def spec_of(
     )
 
 
-def prompt_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> list[RequestSpec]:
-    """The configured prompts round-robin, each behind its request's own opening."""
-    prefixes = group_prefixes(cfg, counter)
-    specs = []
-    for index in range(count):
-        system, group = group_of(prefixes, index)
-        prompt = f"{opening(index)} {cfg.prompts[index % len(cfg.prompts)]}"
-        specs.append(spec_of(counter, prompt, cfg.max_tokens, system, group))
-    return specs
+class PromptSpec:
+    """Spec i of the prompt workload: the configured prompts round-robin, each behind its
+    request's own opening."""
+
+    def __init__(self, cfg: WorkloadConfig, counter: TokenCounter) -> None:
+        self.cfg, self.counter = cfg, counter
+        self.prefixes = group_prefixes(cfg, counter)
+
+    def __call__(self, index: int) -> RequestSpec:
+        system, group = group_of(self.prefixes, index)
+        prompt = f"{opening(index)} {self.cfg.prompts[index % len(self.cfg.prompts)]}"
+        return spec_of(self.counter, prompt, self.cfg.max_tokens, system, group)
+
+
+def prompt_specs(cfg: WorkloadConfig, count: int, counter: TokenCounter) -> LazySpecs:
+    """The configured prompts round-robin, made as read."""
+    return LazySpecs(PromptSpec(cfg, counter), count)

@@ -129,14 +129,24 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, 
         return orjson.loads(response.read())
 
 
+class TokenizeBody:
+    """A tokenize request's body: llama.cpp's form, or vLLM's (which names the model).
+    A class, not a lambda, so that a counter travels to client processes."""
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
+
+    def __call__(self, text: str) -> dict[str, Any]:
+        if self.model is None:
+            return {"content": text, "add_special": False}
+        return {"model": self.model, "prompt": text, "add_special_tokens": False}
+
+
 def endpoint_counter(endpoint: Endpoint) -> EndpointCounter | None:
     """The engine's tokenize endpoint (llama.cpp's, else vLLM's), or None if it has none."""
     root = endpoint.base_url.rstrip("/").removesuffix("/v1")
     headers = {"Content-Type": "application/json", **_auth(endpoint)}
-    forms: list[Callable[[str], dict[str, Any]]] = [
-        lambda text: {"content": text, "add_special": False},
-        lambda text: {"model": endpoint.model, "prompt": text, "add_special_tokens": False},
-    ]
+    forms = [TokenizeBody(None), TokenizeBody(endpoint.model)]
     for body in forms:
         try:
             answer = _post(f"{root}/tokenize", body("probe"), headers)
