@@ -19,7 +19,14 @@ from harness.client.limits import raise_open_files_limit
 from harness.cluster import sweep_batch
 from harness.cluster.placement import describe as describe_placement
 from harness.config import ConfigError, register, to_bench_config
-from harness.console import CAUSES, EXIT_SIGINT, EXIT_SIGTERM, exit_status, stop_line
+from harness.console import (
+    CAUSES,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    exit_status,
+    stop_detail,
+    stop_line,
+)
 from harness.environment import config_hash
 from harness.preflight import PreflightError, check_results_dir, results_from_argv
 from harness.report.table import run_table
@@ -88,6 +95,8 @@ def main(cfg: DictConfig) -> str:
     if line := capacity_line(summary):
         print(line)
     if summary["status"] != "complete":
+        if detail := stop_detail(summary):
+            print(detail, file=sys.stderr)
         print(stop_line(summary, run_dir, overrides()), file=sys.stderr)
         if not multirun:
             sys.exit(exit_status(summary))

@@ -39,9 +39,9 @@ def stop_line(summary: dict[str, Any], run_dir: Path, overrides: list[str]) -> s
     """One line: the cause, the records kept and where, the summary's state, the resume."""
     reason = summary.get("stopped_by") or summary.get("failure") or summary.get("status")
     cause = CAUSES.get(str(reason), f"run {summary.get('status')}")
-    detail = str(summary.get("error") or "").splitlines()[0:1]
+    detail = _split_error(summary)[0]
     if detail and reason not in ("SIGINT", "SIGTERM"):
-        cause += f" ({detail[0]})"
+        cause += f" ({detail})"
     written = not summary.get("summary_not_written")
     state = (
         f"{SUMMARY_FILE} marked {summary.get('status')}"
@@ -52,6 +52,25 @@ def stop_line(summary: dict[str, Any], run_dir: Path, overrides: list[str]) -> s
         f"{cause}: {records_kept(run_dir)} records kept in {run_dir / REQUESTS_FILE}, "
         f"{state}; to go on: {resume_command(overrides)}"
     )
+
+
+LOG_TAIL = "last lines of "  # where an engine error's own log begins
+
+
+def _split_error(summary: dict[str, Any]) -> tuple[str, str]:
+    """An error's first line (for the stop line) and the engine log it carries (for above
+    it): the engine's own words are often the answer."""
+    error = str(summary.get("error") or "")
+    at = error.find(LOG_TAIL)
+    head, tail = (error[:at], error[at:]) if at >= 0 else (error, "")
+    lines = head.splitlines()
+    head = lines[0].rstrip("; ") if lines else ""
+    return head, "\n".join([*lines[1:], *tail.splitlines()])
+
+
+def stop_detail(summary: dict[str, Any]) -> str:
+    """What the error says past its first line: the engine's last log lines, where any."""
+    return _split_error(summary)[1]
 
 
 def exit_status(summary: dict[str, Any]) -> int:
