@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.config.engine import EngineConfig
 from harness.fit.arch import FitError
 from harness.fit.heuristic import original_heuristic
 from harness.fit.kv import KV_BYTES_PER_ELEMENT, kv_bytes_per_element
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hf-config", type=Path, help="read it from this config.json")
     parser.add_argument("--device", default="gpu", help="gpu or cpu (cpu: no CUDA context)")
     parser.add_argument("--gpu-util", type=float, default=VLLM_GPU_UTIL, help="vLLM's share")
+    parser.add_argument(
+        "--vllm-weights", choices=EngineConfig.VLLM_WEIGHTS, help="what vLLM loads (engine.vllm_weights)"
+    )
     parser.add_argument(
         "--cpu-kv-gib", type=float, help="vLLM on the CPU: VLLM_CPU_KVCACHE_SPACE (default 4)"
     )
@@ -76,7 +80,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     """Prediction, largest fitting context and the original heuristic, as one mapping."""
     _check_args(args)
     model = load_model_yaml(args.model) if args.model else {"name": "model"}
-    facts = resolve_model(model, args.engine == "vllm", args.gguf, args.hf_config, args.quant)
+    facts = resolve_model(model, args.engine == "vllm", args.gguf, args.hf_config, args.quant,
+                          args.vllm_weights)  # fmt: skip
     gpu_mib = None if args.gpu_gb is None else args.gpu_gb * 1024
 
     def run(ctx: int) -> Prediction:
@@ -139,17 +144,28 @@ def format_report(result: dict[str, Any]) -> str:
     if p["kv_tokens_capacity"] is not None:
         lines += vllm_pool_lines(p)
     if p["gpu_total_mib"] is not None:
-        limit = (1 - HEADROOM) * p["gpu_total_mib"]
-        verdict = "fits" if p["fits"] else "does NOT fit"
-        lines.append(
-            f"{p['gpu_total_mib'] / 1024:g} GiB {p['device'].upper()}, limit with"
-            f" {HEADROOM:.0%} headroom {limit:.0f} MiB: {verdict}"
-        )
+        lines.append(verdict_line(p))
         lines.append(f"largest context per slot that fits: {result['largest_ctx_per_slot']} tokens")
     lines += [f"weights: {p['weights_source']}; architecture: {p['arch_source']}", p["method"]]
     if "decode_ceiling" in result:
         lines += speed_lines(result["decode_ceiling"], p["ctx_per_slot"])
     return "\n".join(lines)
+
+
+def verdict_line(p: dict[str, Any]) -> str:
+    """The verdict and its rule: vLLM's share of the card and one full sequence in its
+    pool, or the total within the headroom."""
+    verdict = "fits" if p["fits"] else "does NOT fit"
+    card = f"{p['gpu_total_mib'] / 1024:g} GiB {p['device'].upper()}"
+    if p["gpu_util"] is not None and p["device"] == "gpu":
+        share = p["gpu_util"] * p["gpu_total_mib"]
+        return (
+            f"{card}, vLLM's share {share:.0f} MiB (free on an empty card), its KV pool"
+            f" {'holds' if p['fits'] else 'cannot hold'} one {p['ctx_per_slot']}-token sequence:"
+            f" {verdict}"
+        )
+    limit = (1 - HEADROOM) * p["gpu_total_mib"]
+    return f"{card}, limit with {HEADROOM:.0%} headroom {limit:.0f} MiB: {verdict}"
 
 
 def speed_lines(speed: dict[str, Any], ctx: int) -> list[str]:

@@ -67,10 +67,13 @@ def resolve_model(
     gguf_path: Path | None = None,
     hf_config: Path | None = None,
     quant: str | None = None,
+    vllm_weights: str | None = None,
 ) -> ModelFacts:
     """Architecture from, in order: a GGUF file, a config.json, the model's `arch:` mapping,
-    the model's own GGUF; weights from the GGUF file size (not for vLLM, which serves a
-    GGUF dequantised), else params x bits per weight."""
+    the model's own GGUF; weights from the GGUF file size (for vLLM only with
+    vllm_weights=gguf: else it serves the checkpoint, its 4-bit copy, or the GGUF
+    dequantised), else params x bits per weight."""
+    choice = vllm_weights or "hf"
     name = str(_field(model, "name") or "model")
     if gguf_path is None and hf_config is None and not _field(model, "arch"):
         gguf_path = model_gguf_path(model)
@@ -86,13 +89,20 @@ def resolve_model(
     else:
         arch = arch_from_dict(dict(_field(model, "arch")), name)
     params_b = float(_field(model, "params_b") or estimate_params_b(arch))
-    if gguf_path is not None and not for_vllm:
+    if gguf_path is not None and (not for_vllm or choice == "gguf"):
         size_mib = Path(gguf_path).stat().st_size / MIB
         return ModelFacts(arch, size_mib, f"GGUF file size ({Path(gguf_path).name})",
                           arch.quant, params_b)  # fmt: skip
-    weights_quant = _weights_quant(quant, _field(model, "quant") or arch.quant, for_vllm)
+    stated = _field(model, "quant") or arch.quant
+    if for_vllm and choice in ("awq", "gptq"):
+        weights_quant, why = choice.upper(), f" (engine.vllm_weights={choice})"
+    elif for_vllm and choice == "hf" and quant and quant_name(quant) not in VLLM_WEIGHTS:
+        weights_quant = "BF16"
+        why = f" (vLLM serves the checkpoint; {quant} is served only with vllm_weights=gguf)"
+    else:
+        weights_quant, why = _weights_quant(quant, stated, for_vllm and choice != "gguf"), ""
     bits = QUANT_BITS_PER_WEIGHT[weights_quant]
-    source = f"{params_b:.2f}B params x {bits} bits/weight ({weights_quant})"
+    source = f"{params_b:.2f}B params x {bits} bits/weight ({weights_quant}){why}"
     return ModelFacts(arch, params_b * 1e9 * bits / 8 / MIB, source, weights_quant, params_b)
 
 

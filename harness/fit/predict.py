@@ -83,13 +83,15 @@ def predict_for_config(
     gpu_util: float = VLLM_GPU_UTIL,
     flash_attn: bool = True,
     cpu_kv_space_mib: float | None = None,
+    vllm_weights: str = "hf",
 ) -> Prediction:
     """Predict for a ModelConfig (or a dict of its fields) on one engine.
 
     kv_type None means the engine's default (16-bit); flash_attn False sizes llama.cpp's
     compute buffer for the KQ scores it then materialises.
     """
-    facts = resolve_model(model, engine_rule(engine_kind) == "vllm", gguf_path, hf_config, quant)
+    for_vllm = engine_rule(engine_kind) == "vllm"
+    facts = resolve_model(model, for_vllm, gguf_path, hf_config, quant, vllm_weights)
     return predict_model(
         facts,
         engine_kind,

@@ -40,6 +40,7 @@ class Prediction:
     quant: str | None = None  # weights type
     # vLLM: full-length (ctx_per_slot) sequences its pool runs at once, at most `parallel`
     full_length_sequences: int | None = None
+    gpu_util: float | None = None  # vLLM: the share of the GPU it pre-allocates
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

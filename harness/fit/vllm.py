@@ -10,7 +10,7 @@ from __future__ import annotations
 from harness.constants import MIB
 from harness.fit.arch import Arch
 from harness.fit.kv import kv_bytes_per_token
-from harness.fit.prediction import CUDA_CONTEXT_MIB, HEADROOM, Prediction, fits_with_headroom
+from harness.fit.prediction import CUDA_CONTEXT_MIB, Prediction, fits_with_headroom
 
 VLLM_GPU_UTIL = 0.9
 # vLLM's CPU build: its KV pool is VLLM_CPU_KVCACHE_SPACE GiB (4 when unset).
@@ -63,7 +63,9 @@ def predict_vllm(
 ) -> Prediction:
     """vLLM takes gpu_util x GPU memory; what weights, activations and overhead leave is KV.
 
-    It fits when that pool holds one max_model_len sequence and the share leaves the headroom.
+    It fits when that share is free (the card is taken as empty: vLLM takes its share by
+    design, so the other engines' 10% headroom is not its rule) and the pool holds one
+    max_model_len sequence.
     """
     if device == "cpu":
         return predict_vllm_cpu(arch, max_model_len, max_num_seqs, weights_mib, kv_type,
@@ -81,12 +83,13 @@ def predict_vllm(
         kv_mib = max(0.0, gpu_util * gpu_total_mib - base_mib)
         capacity = vllm_kv_tokens(kv_mib * MIB, arch, kv_type)
         sequences = full_length_sequences(capacity, max_model_len, max_num_seqs)
-        fits = capacity >= max_model_len and gpu_util <= 1 - HEADROOM + 1e-9
+        fits = capacity >= max_model_len
     method = (
         f"vllm rule: pre-allocates {gpu_util:g} x GPU memory; KV pool = that - weights -"
         f" activations ({batched} batched tokens) - overhead (CUDA context + CUDA graphs);"
-        f" capacity in blocks of {VLLM_BLOCK_TOKENS} tokens; fits when it holds one"
-        " max_model_len (ctx) sequence; sequences at once = capacity // ctx, at most"
+        f" capacity in blocks of {VLLM_BLOCK_TOKENS} tokens; fits when the share is free (the"
+        " card taken as empty) and the pool holds one max_model_len (ctx) sequence;"
+        " sequences at once = capacity // ctx, at most"
         " max_num_seqs (parallel)"
     )
     return Prediction(
@@ -95,7 +98,7 @@ def predict_vllm(
         compute_buffer_mib=activation_mib, overhead_mib=overhead, total_mib=base_mib + kv_mib,
         method=method, kv_cells=max_model_len,
         gpu_total_mib=gpu_total_mib, fits=fits, kv_tokens_capacity=capacity,
-        full_length_sequences=sequences,
+        full_length_sequences=sequences, gpu_util=gpu_util,
     )  # fmt: skip
 
 

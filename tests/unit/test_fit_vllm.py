@@ -8,6 +8,7 @@ token, so a vLLM block of 16 tokens takes 2 MiB. On an 80 GiB GPU at 0.9, vLLM t
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from harness.fit import (
     predict,
     predict_for_config,
 )
+from harness.fit.vllm import vllm_activation_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 GPU_80_MIB = 80 * 1024.0
@@ -81,11 +83,11 @@ def test_it_does_not_fit_when_the_pool_cannot_hold_one_full_length_sequence() ->
     assert largest_fitting_ctx(lambda ctx: bool(at(ctx).fits), 131072) == 45040
 
 
-def test_a_share_above_the_headroom_never_fits() -> None:
+def test_a_share_above_the_other_engines_headroom_fits_when_its_pool_holds_a_sequence() -> None:
     prediction = predict(
         llama8b(), "vllm", 4096, 1, WEIGHTS_MIB, "bf16", "gpu", GPU_80_MIB, gpu_util=0.95
     )
-    assert prediction.kv_tokens_capacity > 4096 and prediction.fits is False
+    assert prediction.kv_tokens_capacity > 4096 and prediction.fits is True
 
 
 def test_without_a_gpu_size_it_needs_kv_for_one_sequence_only() -> None:
@@ -116,7 +118,10 @@ def test_the_cli_prints_the_pool_in_tokens_and_full_length_sequences() -> None:
     assert "KV pool holds 453072 tokens" in result.stdout
     assert "110 full-length sequence(s) of 4096 tokens" in result.stdout
     assert "full-length sequences at once: 110 (at most max_num_seqs 256)" in result.stdout
-    assert "limit with 10% headroom 73728 MiB: fits" in result.stdout
+    assert (
+        "80 GiB GPU, vLLM's share 73728 MiB (free on an empty card), its KV pool holds one "
+        "4096-token sequence: fits"
+    ) in result.stdout
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -125,3 +130,50 @@ def test_make_fit_passes_engine_to_the_estimator() -> None:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--engine vllm" in result.stdout
+
+
+def vllm_verdict(util: float, ctx: int, card_gib: float) -> Prediction:
+    return predict(llama8b(), "vllm", ctx, 4, WEIGHTS_MIB, kv_type="bf16", device="gpu",
+                   gpu_total_mib=card_gib * 1024, gpu_util=util)  # fmt: skip
+
+
+GRID_UTIL = (0.5, 0.7, 0.9, 0.95, 1.0)
+GRID_CTX = (2048, 8192, 32768, 131072)
+GRID_CARD_GIB = (12, 24, 48, 80, 141)
+
+
+def test_the_vllm_verdict_over_a_grid_is_its_pool_holding_one_sequence() -> None:
+    """vLLM takes its share by design: the verdict is whether the pool that share leaves
+    holds one max_model_len sequence, at every utilisation, context and card size."""
+    block_mib = 16 * 128 / 1024  # 2 MiB a block of 16 tokens
+    for util in GRID_UTIL:
+        for ctx in GRID_CTX:
+            for card in GRID_CARD_GIB:
+                p = vllm_verdict(util, ctx, card)
+                activations = vllm_activation_bytes(llama8b(), 8192 if card >= 70 else 2048)
+                pool = max(0.0, util * card * 1024 - WEIGHTS_MIB - activations / 2**20 - 912)
+                assert p.kv_tokens_capacity == int(pool // block_mib) * 16
+                assert p.fits is (p.kv_tokens_capacity >= ctx), (util, ctx, card)
+
+
+def test_the_vllm_verdict_only_improves_with_more_share_more_memory_or_less_context() -> None:
+    for util, ctx, card in itertools.product(GRID_UTIL, GRID_CTX, GRID_CARD_GIB):
+        if not vllm_verdict(util, ctx, card).fits:
+            continue
+        assert all(vllm_verdict(u, ctx, card).fits for u in GRID_UTIL if u >= util)
+        assert all(vllm_verdict(util, c, card).fits for c in GRID_CTX if c <= ctx)
+        assert all(vllm_verdict(util, ctx, g).fits for g in GRID_CARD_GIB if g >= card)
+
+
+def test_a_share_above_the_other_engines_headroom_still_fits() -> None:
+    """0.95 of an 80 GiB card, 4096 tokens: the pool holds 570,848 tokens, so it fits, and
+    the largest context is the model's own (no 10% headroom rule for vLLM)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.fit", "--model", "llama3.1-8b", "--quant", "Q4_K_M",
+         "--ctx", "4096", "--gpu-gb", "80", "--engine", "vllm", "--gpu-util", "0.95",
+         "--vllm-weights", "gguf"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "KV pool holds 570848 tokens" in result.stdout
+    assert "its KV pool holds one 4096-token sequence: fits" in result.stdout
+    assert "largest context per slot that fits: 131072 tokens" in result.stdout
