@@ -61,9 +61,11 @@ OVERRIDES = \
 	results=$(RESULTS) \
 	$(ARGS)
 
-# Make echoes no command line that carries URL= with a user or password: each target below
-# prints its own, the URL's credentials shown as ***.
-URL_SHOWN = $(if $(findstring @,$(URL)),$(firstword $(subst ://, ,$(URL)))://***@$(lastword $(subst @, ,$(URL))),$(URL))
+# Make echoes no command line that carries URL= with a user, a password or a query: each
+# target below prints its own, the URL's credentials shown as ***.
+# A query string may carry a key (?api_key=...): it is shown as ?*** whatever it holds.
+mask_user = $(if $(findstring @,$(1)),$(firstword $(subst ://, ,$(1)))://***@$(lastword $(subst @, ,$(1))),$(1))
+URL_SHOWN = $(if $(findstring ?,$(URL)),$(call mask_user,$(firstword $(subst ?, ,$(URL))))?***,$(call mask_user,$(URL)))
 shown = $(if $(URL),$(subst $(URL),$(URL_SHOWN),$(1)),$(1))
 run_shown = @$(info $(call shown,$(1)))$(1)
 

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.runs import make_bench
 
 
-def test_make_echoes_no_credential_carried_by_url(tmp_path: Path) -> None:
-    result = make_bench(
-        tmp_path, ENGINE="openai", MODEL="x", URL="http://user:s3cret-pw@127.0.0.1:9/v1"
-    )
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:s3cret-pw@127.0.0.1:9/v1", "engine.url=http://***@127.0.0.1:9/v1"),
+        ("http://127.0.0.1:9/v1?api_key=s3cret-pw", "engine.url=http://127.0.0.1:9/v1?***"),
+        (
+            "http://u:s3cret-pw@127.0.0.1:9/v1?token=s3cret-pw",
+            "engine.url=http://***@127.0.0.1:9/v1?***",
+        ),
+    ],
+)
+def test_make_echoes_no_credential_carried_by_url(tmp_path: Path, url: str, shown: str) -> None:
+    result = make_bench(tmp_path, ENGINE="openai", MODEL="x", URL=url)
     said = result.stdout + result.stderr
     assert result.returncode == 2, said[-2000:]
     assert "s3cret-pw" not in said
-    assert "engine.url=http://***@127.0.0.1:9/v1" in said  # the masked command line
+    assert shown in said  # the masked command line
 
 
 def test_a_refused_config_leaves_no_results_folder(tmp_path: Path) -> None:
