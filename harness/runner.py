@@ -20,6 +20,7 @@ from harness.client.openai_api import Endpoint, RequestSpec
 from harness.config import BenchConfig, machine_id
 from harness.engines import Engine, EngineError, create_engine
 from harness.engines.base import log_tail
+from harness.engines.weights import finish
 from harness.environment import config_hash, machine_info, software_info
 from harness.levels import LevelRunner, level_name, warm_up_or_fail
 from harness.records import RequestRecord
@@ -28,7 +29,7 @@ from harness.resume import prepare_resume
 from harness.schedule import Schedule, count_changes, job_schedule
 from harness.stops import EngineDied, ServerGone, check_level_end, stop_signal
 from harness.store import TABLE_FILE, TELEMETRY_FILE, RunWriter, StoreFull
-from harness.summary import add_level, new_summary, now_utc, predicted_memory
+from harness.summary import add_level, new_summary, now_utc, predicted_memory, set_weights
 from harness.telemetry.policy import (
     engine_on_cpu,
     follow_launcher,
@@ -120,8 +121,6 @@ class Job:
         self.engine.preflight()  # fail fast (no GPU, no Docker, port taken) before pulls
         follow_launcher(self.sampler, self.engine)
         model_info = self.engine.provision()
-        if model_info.get("served_quant"):  # the weights as served differ from model.quant
-            self.summary["run"]["quant"] = model_info["served_quant"]
         gpus = self.environment["machine"].get("gpus") or []
         self.summary["predicted_memory"] = predicted_memory(bench, model_info, gpus)
         on_gpu = bool(gpus) and not engine_on_cpu(bench.engine)
@@ -136,6 +135,9 @@ class Job:
         self.engine.start()
         self.engine.wait_ready()
         follow_read_back(self.sampler, self.engine)
+        weights = finish(self.engine.served_weights(model_info), bench.model.quant)
+        set_weights(self.summary, weights)  # the run's quant is read back, never copied
+        self._write_environment(weights=weights)
         self._write_environment(
             engine={
                 "name": bench.engine.name,

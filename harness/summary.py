@@ -35,7 +35,9 @@ def new_summary(
             "engine": bench.engine.name,
             "engine_kind": bench.engine.kind,
             "model": bench.model.name,
-            "quant": bench.model.quant,
+            "quant": None,  # read back from the engine once it serves (runner)
+            "weights": None,
+            "weights_id": None,
             "workload": bench.workload.name,
             "engine_parallel": bench.engine.parallel,
             "engine_ctx_size": bench.engine.ctx_size,
@@ -47,6 +49,13 @@ def new_summary(
         summary["started_at"] = previous.get("started_at", summary["started_at"])
         summary["resumed_at"] = [*previous.get("resumed_at", []), now_utc()]
     return summary
+
+
+def set_weights(summary: dict[str, Any], weights: dict[str, Any]) -> None:
+    """The run's quant and weights, as the engine reported them (engines.weights.finish)."""
+    summary["run"].update(
+        quant=weights.get("quant") or "unknown", weights=weights["label"], weights_id=weights["id"]
+    )
 
 
 def add_level(summary: dict[str, Any], level: dict[str, Any]) -> None:
@@ -74,8 +83,24 @@ def predicted_memory(
             gpu_util=engine.gpu_memory_utilization,
             flash_attn=engine.flash_attn != "off",
             cpu_kv_space_mib=engine.cpu_kvcache_space_gib * 1024.0,
+            vllm_weights=engine.vllm_weights,
         )
     except Exception as exc:  # a model without known architecture: say so, measure on
         log.info("no memory prediction: %s", exc)
         return {"total_mib": None, "error": str(exc)}
-    return prediction.to_dict()
+    return with_prompt_cache(prediction.to_dict(), engine, on_cpu)
+
+
+def with_prompt_cache(predicted: dict[str, Any], engine: Any, on_cpu: bool) -> dict[str, Any]:
+    """llama.cpp's host-memory prompt cache, where it is on, counted at its limit: on the
+    CPU it shares the memory measured; unbounded (-1), the prediction has no ceiling."""
+    mib = engine.cache_ram_mib if engine.kind in ("llamacpp", "llamacpp_embedded") else 0
+    if not mib or not on_cpu:
+        return predicted
+    method = predicted["method"]
+    if mib < 0:
+        method += "; a prompt cache without a limit (--cache-ram -1)"
+        return {**predicted, "prompt_cache_mib": None, "total_mib": None, "method": method}
+    method += f"; + the prompt cache at its limit ({mib} MiB, --cache-ram)"
+    total = predicted["total_mib"] + mib
+    return {**predicted, "prompt_cache_mib": float(mib), "total_mib": total, "method": method}

@@ -27,10 +27,11 @@ def _kv_type(bench: BenchConfig) -> str:
 
 def decode_bytes_for_run(bench: BenchConfig, model_info: dict[str, Any]) -> DecodeBytes:
     """What one decode step of this deployment reads: the checkpoint vLLM was given (its
-    config.json), the GGUF llama.cpp serves (dequantised for vLLM), or else the fit's
-    estimate from the model config (params x bits per weight)."""
+    config.json), the GGUF llama.cpp serves (dequantised for vLLM, unless it loads the GGUF
+    itself: engine.vllm_weights=gguf), or else the fit's estimate from the model config
+    (params x bits per weight)."""
     kv_type = _kv_type(bench)
-    for_vllm = engine_rule(bench.engine.kind) == "vllm"
+    for_vllm = engine_rule(bench.engine.kind) == "vllm" and bench.engine.vllm_weights != "gguf"
     folder = model_info.get("vllm_model_dir")
     if folder and (Path(folder) / "config.json").is_file():
         config = json.loads((Path(folder) / "config.json").read_text())
@@ -39,7 +40,7 @@ def decode_bytes_for_run(bench: BenchConfig, model_info: dict[str, Any]) -> Deco
     if path and Path(path).is_file():
         dtype = DTYPE_BYTES.get(bench.engine.dtype, 2.0) if for_vllm else None
         return decode_bytes_per_step(kv_type, gguf_path=Path(path), dtype_bytes=dtype)
-    facts = resolve_model(bench.model, for_vllm)
+    facts = resolve_model(bench.model, for_vllm, vllm_weights=bench.engine.vllm_weights)
     output = float((facts.arch.vocab_size or 0) * facts.arch.hidden_size)
     weights = DecodeWeights(
         facts.weights_mib * MIB, facts.params_b * 1e9, output, f"estimate: {facts.weights_source}"

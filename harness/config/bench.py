@@ -22,6 +22,7 @@ from harness.config.run import ExperimentConfig, MachineConfig, TelemetryConfig
 from harness.config.workload import WorkloadConfig
 
 ON_FAILURE = ("continue", "stop")
+LLAMACPP_CACHE_RAM_MIB = 8192  # llama-server's own --cache-ram default (build 11434)
 
 
 @dataclass
@@ -48,6 +49,9 @@ class BenchConfig:
 
     def validate(self) -> None:
         require_choice("on_failure", self.on_failure, ON_FAILURE)
+        if self.engine.cache_ram_mib is None:  # pinned: on only where prompts share prefixes
+            reuse = self.workload.shared_prefix_tokens > 0 or self.workload.kind == "multi_turn"
+            self.engine.cache_ram_mib = LLAMACPP_CACHE_RAM_MIB if reuse else 0
         require_positive("min_free_disk_mib", self.min_free_disk_mib, allow_zero=True)
         require_positive("repeats", self.repeats)
         if self.capacity.enabled:

@@ -30,6 +30,10 @@ class EngineConfig:
     NETWORKS = ("bridge", "host")
     DEVICES = ("gpu", "cpu")
     DTYPES = ("auto", "bfloat16", "float16", "float32")
+    OLLAMA_WEIGHTS = ("auto", "gguf", "library")
+    # What vLLM on a GPU loads: the checkpoint (hf), the same GGUF llama.cpp serves (gguf,
+    # tokenizer and config from model.hf_repo), or model.vllm_quant_repo (awq, gptq).
+    VLLM_WEIGHTS = ("hf", "gguf", "awq", "gptq")
     LLAMACPP_KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
     KV_CACHE_TYPES = {
         "llamacpp": LLAMACPP_KV_TYPES,
@@ -72,6 +76,14 @@ class EngineConfig:
     # num_predict and reports the engine's own timings; its OpenAI endpoint ignores
     # ignore_eos, so its outputs stop early and rows would differ in length.
     ollama_native_api: bool = False
+    # Ollama: gguf serves the model's own GGUF (uploaded as a blob, the same file as
+    # llama.cpp's); library pulls model.ollama_tag; auto: gguf where the model has one.
+    ollama_weights: str = "auto"
+    vllm_weights: str = "hf"  # vLLM: hf | gguf | awq | gptq (VLLM_WEIGHTS)
+    # llama-server's host-memory prompt cache (--cache-ram, MiB; -1: no limit). 0: off, a
+    # benchmark setting, since it grows with the run and serves prefixes no slot holds;
+    # null: on (the server's own 8192 MiB) where the workload reuses prefixes, else off.
+    cache_ram_mib: int | None = None
     pull_timeout_s: float = 3600.0  # image pulls and Ollama model pulls
     startup_timeout_s: float = 180.0
     stop_grace_s: float = 5.0
@@ -114,6 +126,13 @@ class EngineConfig:
         require_positive("engine.n_gpu_layers", self.n_gpu_layers, allow_zero=True)
         require_choice("engine.flash_attn", self.flash_attn, self.FLASH_ATTN_MODES)
         require_choice("engine.network", self.network, self.NETWORKS)
+        require_choice("engine.ollama_weights", self.ollama_weights, self.OLLAMA_WEIGHTS)
+        require_choice("engine.vllm_weights", self.vllm_weights, self.VLLM_WEIGHTS)
+        if self.cache_ram_mib is not None and self.cache_ram_mib < -1:
+            raise ConfigError(
+                f"engine.cache_ram_mib={self.cache_ram_mib!r} is not valid; give 0 (off), a "
+                "size in MiB, -1 (no limit) or null (on only where the workload reuses prefixes)"
+            )
         self._validate_device()
         if (self.kind == "llamacpp_embedded" or self.launcher == "embedded") and self.extra_args:
             # the embedded server takes its knobs as fields, not as llama-server arguments

@@ -27,6 +27,8 @@ class ModelConfig:
     ollama_tag: str | None = None
     served_name: str | None = None  # the name the server knows the model by
     quant: str | None = None
+    # A 4-bit (AWQ or GPTQ) repository of this model, for vLLM with engine.vllm_weights=awq|gptq
+    vllm_quant_repo: str | None = None
     params_b: float | None = None  # parameters, in billions
     arch: dict[str, Any] = field(default_factory=dict)
 

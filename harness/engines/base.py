@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.config import EngineConfig, ModelConfig
 from harness.engines.host import PORT_ATTEMPTS, port_problem
+from harness.engines.weights import SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,18 @@ class Engine(ABC):
     def settings(self) -> dict[str, Any]:
         """Settings that actually took effect, as the server reports them."""
         return {}
+
+    def served_weights(self, model_info: dict[str, Any]) -> dict[str, Any]:
+        """What the server serves (valid after wait_ready), read back from it where it says:
+        format, quantisation and where that was read, the file's sha256, the source. A server
+        that says nothing of its weights gets none of them from the config."""
+        return {
+            "format": None,
+            "quant": None,
+            "quant_from": "not read back: the server does not say",
+            "source": SOURCES.get(str(model_info.get("source")), model_info.get("source")),
+            "name": model_info.get("served_name") or model_info.get("name"),
+        }
 
     def requested_settings(self) -> dict[str, Any]:
         """The knobs the harness passed to the server (arguments or environment), as passed;

@@ -87,7 +87,13 @@ class LlamaServer(LlamaCppServer, ServedEngine):
         args = self.server_args(str(self.model_path), self.engine_cfg.host, self.port)
         # --fit (on by default in recent builds) may resize what is not set explicitly.
         fit = ["--fit", "off"] if supports_flag(self.binary, "--fit") else []
-        return [self.binary, *args, *fit, *self.tail_args()]
+        cache = self.cache_ram_args() if supports_flag(self.binary, "--cache-ram") else []
+        return [self.binary, *args, *fit, *cache, *self.tail_args()]
+
+    def cache_ram_args(self) -> list[str]:
+        """The host-memory prompt cache, pinned (engine.cache_ram_mib; 0: off)."""
+        mib = self.engine_cfg.cache_ram_mib
+        return [] if mib is None else ["--cache-ram", str(mib)]
 
     def service_env(self) -> dict[str, str]:
         if self.model_path is None:
@@ -104,7 +110,7 @@ class LlamaServer(LlamaCppServer, ServedEngine):
             "LLAMACPP_N_GPU_LAYERS": str(cfg.n_gpu_layers),
             "LLAMACPP_FLASH_ATTN": cfg.flash_attn,
             "LLAMACPP_CACHE_TYPE": self.kv_cache_type(),
-            "LLAMACPP_EXTRA_ARGS": shlex.join(self.tail_args()),
+            "LLAMACPP_EXTRA_ARGS": shlex.join([*self.cache_ram_args(), *self.tail_args()]),
         }
 
     def after_ready(self) -> None:

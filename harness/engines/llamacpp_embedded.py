@@ -62,6 +62,8 @@ class EmbeddedLlamaCpp(LlamaCppServer, OwnedServer):
             cfg.flash_attn,
             "--cache-type",
             self.kv_cache_type(),
+            "--cache-ram-mib",
+            str(cfg.cache_ram_mib if cfg.cache_ram_mib is not None else 0),
         ]
 
     def start(self) -> None:

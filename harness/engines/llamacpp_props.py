@@ -14,16 +14,26 @@ import dataclasses
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config import EngineConfig, ModelConfig, kv_cache_type_for
 from harness.engines.base import EngineError, scrape_prometheus
+from harness.engines.weights import gguf_file_type, gguf_weights
 
 log = logging.getLogger(__name__)
 
 OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 USING_DEVICE = re.compile(r"using device (\S+) \(([^)]*)\)")
 NO_USABLE_GPU = "no usable GPU found"
+# How the server says what became of --cache-ram (its host-memory prompt cache): its own
+# lines (info level in some builds, trace in others), the warning a build with idle-slot
+# caching gives when the cache is off, and the embedded server's read of its parameters.
+PROMPT_CACHE = re.compile(
+    r"prompt cache is (disabled|enabled, size limit: (no limit|\d+))"
+    r"|(--cache-idle-slots requires --cache-ram, disabling)"
+    r"|xllamacpp_server: prompt cache limit (-?\d+) MiB"
+)
 GGUF_SOURCES = ("package", "gguf_file", "gguf_url")
 
 
@@ -64,6 +74,20 @@ def read_offload(log_text: str) -> Offload:
     if NO_USABLE_GPU in log_text:
         return Offload(0, None, ())
     return Offload(None, None, devices)
+
+
+def prompt_cache_mib(log_text: str) -> int | None:
+    """The prompt cache the server logged: 0 off, its limit in MiB, -1 no limit, None not
+    said (a build before the cache)."""
+    found = PROMPT_CACHE.findall(log_text)
+    if not found:
+        return None
+    state, limit, idle_warning, embedded = found[-1]
+    if embedded:
+        return int(embedded)
+    if state == "disabled" or idle_warning:
+        return 0
+    return -1 if limit == "no limit" else int(limit)
 
 
 class LlamaCppServer:
@@ -124,6 +148,21 @@ class LlamaCppServer:
     def runs_on_gpu(self) -> bool | None:
         return self.offload().on_gpu
 
+    def served_weights(self, model_info: dict[str, Any]) -> dict[str, Any]:
+        """The GGUF the server names in /props (model_path), which must be the file it was
+        given; its quantisation as that file states it (general.file_type)."""
+        path = Path(str(model_info["path"]))
+        loaded = self.props().get("model_path")
+        if loaded and Path(str(loaded)).name != path.name:
+            raise EngineError(
+                f"{self.engine_cfg.name} reports model_path={loaded!r} in /props, not the file "
+                f"it was given ({path}): it is not serving that model"
+            )
+        where = "the file /props names" if loaded else "the file given (/props names none)"
+        return gguf_weights(
+            model_info, gguf_file_type(path), f"general.file_type of {where}", loaded_path=loaded
+        )
+
     def build_info(self) -> str | None:
         return self.props().get("build_info")
 
@@ -139,6 +178,7 @@ class LlamaCppServer:
             "layers_total": offload.layers_total,
             "gpu_devices": list(offload.gpu_devices),
             "runs_on_gpu": offload.on_gpu,
+            "cache_ram_mib": prompt_cache_mib(self.startup_log()),
         }
 
     def requested_settings(self) -> dict[str, Any]:
@@ -150,6 +190,7 @@ class LlamaCppServer:
             "flash_attn": cfg.flash_attn,
             "kv_cache_type": self.kv_cache_type(),
             "threads": self.threads_requested(),
+            "cache_ram_mib": cfg.cache_ram_mib,
         }
 
     def scrape(self) -> dict[str, float]:

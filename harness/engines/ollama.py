@@ -1,4 +1,8 @@
-"""Ollama: `ollama serve` natively or the ollama/ollama image; models pulled through its API.
+"""Ollama: `ollama serve` natively or the ollama/ollama image.
+
+The model is the model's own GGUF, uploaded and created through the API (the same file the
+llama.cpp engines serve, checked against what /api/show reports), or with
+engine.ollama_weights=library a library tag pulled, labelled by what /api/show says it holds.
 
 Context and parallelism are pinned explicitly (recent Ollama picks the context from the
 GPU's memory, up to 256K tokens, when nothing is set). Ollama has no Prometheus endpoint:
@@ -10,27 +14,22 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from harness.config import kv_cache_type_for
+from harness.engines import ollama_model
 from harness.engines.base import EngineError
+from harness.engines.llamacpp_props import gguf_model
+from harness.engines.provision import describe_gguf, resolve_gguf
 from harness.engines.served import ServedEngine
+from harness.engines.weights import SOURCES, gguf_weights
+from harness.gguf_meta import read_gguf_metadata
 
 PULL_READ_TIMEOUT_S = 120.0
 FLASH_ATTENTION_ENV = {"on": "1", "off": "0", "auto": ""}
-
-
-def post_json(url: str, payload: dict[str, Any], timeout_s: float) -> Any:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        return json.loads(response.read() or b"null")
 
 
 def pull_progress(lines: Any, bar: tqdm) -> dict[str, Any]:
@@ -87,9 +86,31 @@ class Ollama(ServedEngine):
         super().__init__(*args, **kwargs)
         self.model_digest: str | None = None
         self.pulled = False
+        self.gguf: dict[str, Any] | None = None  # describe_gguf of the file it serves
+        self.shown: dict[str, Any] = {}  # /api/show of the served model
+        self.shown_check: dict[str, Any] = {}  # how it was found to be the GGUF
+
+    @property
+    def weights_mode(self) -> str:
+        """gguf (the model's own file) or library (its Ollama tag)."""
+        mode = self.engine_cfg.ollama_weights
+        if mode != "auto":
+            return mode
+        try:
+            gguf_model(self.model_cfg)
+        except EngineError:
+            return "library"
+        return "gguf"
 
     @property
     def tag(self) -> str:
+        """The model's name on the server: made from the GGUF's digest, or the library tag."""
+        if self.weights_mode == "gguf":
+            return (
+                ollama_model.model_name(self.model_cfg.name, self.gguf["sha256"])
+                if self.gguf
+                else ""
+            )
         return self.model_cfg.ollama_tag or ""
 
     @property
@@ -97,16 +118,31 @@ class Ollama(ServedEngine):
         return self.tag
 
     def check_model(self) -> None:
-        if not self.model_cfg.ollama_tag:
+        if self.weights_mode == "gguf":
+            try:
+                gguf_model(self.model_cfg)
+            except EngineError as exc:
+                raise EngineError(f"engine.ollama_weights=gguf: {exc}") from None
+        elif not self.model_cfg.ollama_tag:
+            asked = self.engine_cfg.ollama_weights == "library"
             raise EngineError(
-                f"Ollama needs an Ollama model tag, but model={self.model_cfg.name!r} has no "
-                "model.ollama_tag: set model.ollama_tag=<tag> (e.g. llama3.1:8b)"
+                f"Ollama needs an Ollama model tag for engine.ollama_weights=library, but model="
+                f"{self.model_cfg.name!r} has none: set model.ollama_tag=<tag> (e.g. llama3.1:8b)"
+                if asked
+                else f"Ollama needs a GGUF file or an Ollama model tag, but model="
+                f"{self.model_cfg.name!r} has neither: set model.path=<local .gguf file>, or "
+                "model.ollama_tag=<tag> (e.g. llama3.1:8b)"
             )
 
     def provision(self) -> dict[str, Any]:
-        """Checks only: the pull needs the server, so it happens once the server is up."""
+        """The GGUF made available here (the upload needs the server, so it comes once the
+        server is up); for a library tag, checks only."""
         self.preflight()
-        return {"name": self.model_cfg.name, "source": "ollama", "ollama_tag": self.tag}
+        if self.weights_mode == "library":
+            return {"name": self.model_cfg.name, "source": "ollama", "ollama_tag": self.tag}
+        model = gguf_model(self.model_cfg)
+        self.gguf = describe_gguf(model, resolve_gguf(model))
+        return {**self.gguf, "ollama_model": self.tag}
 
     def server_env(self, listen: str) -> dict[str, str]:
         """The OLLAMA_* knobs, the same natively and in the container."""
@@ -167,22 +203,65 @@ class Ollama(ServedEngine):
             raise EngineError(f"ollama pull {self.tag} ended without success: {last}")
         self.pulled = True
 
+    def create_from_gguf(self) -> None:
+        """Upload the GGUF as a blob (skipped when the server holds it) and create the model;
+        a GGUF without a chat template gets llama-server's fallback (ChatML)."""
+        assert self.gguf is not None
+        path, sha256 = Path(self.gguf["path"]), self.gguf["sha256"]
+        timeout = self.engine_cfg.pull_timeout_s
+        self.pulled = ollama_model.upload_blob(self.root_url, path, sha256, timeout)
+        has_template = "tokenizer.chat_template" in read_gguf_metadata(path)
+        template = None if has_template else ollama_model.CHATML_TEMPLATE
+        ollama_model.create_model(self.root_url, self.tag, path, sha256, template, timeout)
+
+    def read_back(self) -> None:
+        """/api/show of the served model; a GGUF's model must be that file (EngineError)."""
+        self.shown = ollama_model.post(
+            self.root_url, "/api/show", {"model": self.tag}, timeout_s=60
+        )
+        if self.gguf is not None:
+            self.shown_check = ollama_model.verify(
+                self.shown, Path(self.gguf["path"]), self.gguf["sha256"]
+            )
+
     def after_ready(self) -> None:
-        self.pull()
+        if self.weights_mode == "gguf":
+            self.create_from_gguf()
+        else:
+            self.pull()
+        self.read_back()
         self.model_digest = self._local_digest()
         # Load the model now, with the context it is measured at, so no level pays for it.
+        load = {
+            "model": self.tag,
+            "keep_alive": keep_alive_value(self.engine_cfg.ollama_keep_alive),
+            "options": {"num_ctx": self.engine_cfg.ctx_size},
+        }
         try:
-            post_json(
-                f"{self.root_url}/api/generate",
-                {
-                    "model": self.tag,
-                    "keep_alive": keep_alive_value(self.engine_cfg.ollama_keep_alive),
-                    "options": {"num_ctx": self.engine_cfg.ctx_size},
-                },
-                timeout_s=self.engine_cfg.startup_timeout_s,
+            ollama_model.post(
+                self.root_url, "/api/generate", load, self.engine_cfg.startup_timeout_s
             )
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise EngineError(f"ollama could not load {self.tag}: {exc}") from exc
+        except EngineError as exc:
+            raise EngineError(f"ollama could not load {self.tag}: {exc}") from None
+
+    def served_weights(self, model_info: dict[str, Any]) -> dict[str, Any]:
+        details = self.shown.get("details") or {}
+        read = {
+            "quant": ollama_model.quantisation(self.shown),
+            "quant_from": "ollama /api/show details.quantization_level",
+            "ollama_model": self.tag,
+            "ollama_blob_sha256": ollama_model.layer_digest(self.shown),
+            "ollama_details": details,  # /api/show's details, as it answered
+        }
+        if self.gguf is not None:
+            return gguf_weights(self.gguf, **{**read, **self.shown_check})
+        return {
+            "format": details.get("format") or "ollama blob",
+            "sha256": read["ollama_blob_sha256"],  # the library blob is a GGUF file too
+            "source": SOURCES["ollama"],
+            "tag": self.tag,
+            **read,
+        }
 
     def version(self) -> dict[str, Any]:
         answer = self.get_json("/api/version") or {}

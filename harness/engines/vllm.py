@@ -1,4 +1,9 @@
-"""vLLM: `vllm serve` natively or the vllm/vllm-openai image; the model is an HF repo id.
+"""vLLM: `vllm serve` natively or the vllm/vllm-openai image.
+
+What it loads is engine.vllm_weights: the HF checkpoint (hf), the same GGUF the llama.cpp
+engines serve with the tokenizer and config of model.hf_repo (gguf; vLLM 0.24 and later
+need the vllm-gguf-plugin for it), or a 4-bit repository of the same model (awq, gptq:
+model.vllm_quant_repo). What it did load is read back from its engine-config log line.
 
 vLLM pre-allocates its KV cache to `gpu_memory_utilization` of the GPU and downloads the
 model itself (into the HF cache volume under Compose). An HF token is read from HF_TOKEN
@@ -10,12 +15,17 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from pathlib import Path
 from typing import Any
 
 from harness.config import kv_cache_type_for
 from harness.constants import HF_TOKEN_ENV
+from harness.engines import vllm_weights
 from harness.engines.base import EngineError, scrape_prometheus
+from harness.engines.llamacpp_props import gguf_model
+from harness.engines.provision import describe_gguf, resolve_gguf
 from harness.engines.served import ServedEngine
+from harness.engines.weights import SOURCES, gguf_file_type, gguf_weights
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -44,6 +54,11 @@ class Vllm(ServedEngine):
     container_port = 8000
     health_path = "/health"
     native_needs_gpu = True
+    GGUF_DIR = "/models"  # where the compose service mounts the GGUF's folder
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gguf: dict[str, Any] | None = None  # describe_gguf, for vllm_weights=gguf
 
     @property
     def served_model(self) -> str:
@@ -53,25 +68,74 @@ class Vllm(ServedEngine):
     def hf_repo(self) -> str:
         return self.model_cfg.hf_repo or ""
 
+    @property
+    def weights_choice(self) -> str:
+        return self.engine_cfg.vllm_weights
+
     def check_model(self) -> None:
         if not self.model_cfg.hf_repo:
             raise EngineError(
                 f"vLLM needs a Hugging Face repository id, but model={self.model_cfg.name!r} "
                 "has no model.hf_repo: set model.hf_repo=<org/name> (e.g. "
-                "meta-llama/Llama-3.1-8B-Instruct)"
+                "meta-llama/Llama-3.1-8B-Instruct); with engine.vllm_weights=gguf it gives the "
+                "tokenizer and config"
+            )
+        if self.weights_choice == "gguf":
+            gguf_model(self.model_cfg)
+        if self.weights_choice in ("awq", "gptq") and not self.model_cfg.vllm_quant_repo:
+            raise EngineError(
+                f"engine.vllm_weights={self.weights_choice!r} needs model.vllm_quant_repo: the "
+                f"{self.weights_choice.upper()} repository of model={self.model_cfg.name!r}: "
+                "set model.vllm_quant_repo=<org/name> (e.g. "
+                "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4)"
             )
 
     def provision(self) -> dict[str, Any]:
-        """Checks only: vLLM downloads the repository itself when it starts."""
+        """The GGUF made available here (gguf), else checks only: vLLM downloads a
+        repository itself when it starts."""
         self.preflight()
-        return {
-            "name": self.model_cfg.name,
-            "source": "hf_repo",
-            "hf_repo": self.hf_repo,
-            # the checkpoint's own weights, not the GGUF quantisation model.quant names
-            "served_quant": "HF checkpoint",
-            "hf_token_env": HF_TOKEN_ENV if os.environ.get(HF_TOKEN_ENV) else None,
-        }
+        token = {"hf_token_env": HF_TOKEN_ENV if os.environ.get(HF_TOKEN_ENV) else None}
+        if self.weights_choice == "gguf":
+            model = gguf_model(self.model_cfg)
+            self.gguf = describe_gguf(model, resolve_gguf(model))
+            return {**self.gguf, "hf_repo": self.hf_repo, **token}
+        repo = self.model_repo
+        return {"name": self.model_cfg.name, "source": "hf_repo", "hf_repo": repo, **token}
+
+    @property
+    def model_repo(self) -> str:
+        """The repository vLLM loads (the checkpoint, or its AWQ/GPTQ copy)."""
+        if self.weights_choice in ("awq", "gptq"):
+            return self.model_cfg.vllm_quant_repo or ""
+        return self.hf_repo
+
+    def model_spec(self, gguf_dir: str | None = None) -> list[str]:
+        """The model argument and what it needs: a GGUF path (in `gguf_dir` when given)
+        with the tokenizer and config of model.hf_repo, or a repository."""
+        if self.weights_choice != "gguf":
+            return [self.model_repo]
+        if self.gguf is None:
+            raise EngineError("provision() must run before the server starts")
+        path = self.gguf["path"]
+        if gguf_dir is not None:
+            path = f"{gguf_dir}/{os.path.basename(path)}"
+        return [path, "--tokenizer", self.hf_repo, "--hf-config-path", self.hf_repo]
+
+    def served_weights(self, model_info: dict[str, Any]) -> dict[str, Any]:
+        """What its engine-config log line says it loaded; a method other than the one
+        engine.vllm_weights asks for stops the job."""
+        gguf_type = gguf_file_type(Path(self.gguf["path"])) if self.gguf else None
+        log_text = self.startup_log()
+        mismatch = vllm_weights.method_mismatch(
+            self.weights_choice, vllm_weights.loaded_config(log_text)
+        )
+        if mismatch:
+            raise EngineError(f"{self.engine_cfg.name}: {mismatch}")
+        read = vllm_weights.read_back(self.weights_choice, log_text, gguf_type)
+        if self.gguf is not None:
+            return gguf_weights(self.gguf, **read)
+        return {"format": "safetensors", "source": SOURCES["hf_repo"], "repo": self.model_repo,
+                **read}  # fmt: skip
 
     def kv_cache_dtype(self) -> str:
         return kv_cache_type_for(self.kind, self.engine_cfg.kv_cache_type)
@@ -79,7 +143,7 @@ class Vllm(ServedEngine):
     def server_args(self, host: str, port: int) -> list[str]:
         """Arguments after `vllm serve`; the same natively and in the container."""
         memory = ["--gpu-memory-utilization", str(self.engine_cfg.gpu_memory_utilization)]
-        return [self.hf_repo, *self.sizing_args(host, port), *memory, *self.cache_args()]
+        return [*self.model_spec(), *self.sizing_args(host, port), *memory, *self.cache_args()]
 
     def sizing_args(self, host: str, port: int) -> list[str]:
         """The name it serves, where it listens, and its sequences: every build takes these."""
@@ -114,13 +178,14 @@ class Vllm(ServedEngine):
         return {
             "ENGINE_BIND_HOST": cfg.host,
             "VLLM_PORT": str(self.port),
-            "VLLM_MODEL": self.hf_repo,
+            "VLLM_MODEL": shlex.join(self.model_spec(self.GGUF_DIR)),
             "VLLM_SERVED_NAME": self.served_model,
             "VLLM_MAX_MODEL_LEN": str(cfg.ctx_size),
             "VLLM_MAX_NUM_SEQS": str(cfg.parallel),
             "VLLM_GPU_MEMORY_UTILIZATION": str(cfg.gpu_memory_utilization),
             "VLLM_KV_CACHE_DTYPE": self.kv_cache_dtype(),
             "VLLM_EXTRA_ARGS": shlex.join(cfg.extra_args),
+            **({"VLLM_MODELS_DIR": os.path.dirname(self.gguf["path"])} if self.gguf else {}),
         }
 
     def version(self) -> dict[str, Any]:

@@ -15,12 +15,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.engines import vllm_weights
 from harness.engines.base import EngineError
 from harness.engines.launch import Needs
 from harness.engines.llamacpp_props import GGUF_SOURCES
 from harness.engines.provision import describe_gguf, resolve_gguf
 from harness.engines.vllm import Vllm
 from harness.engines.vllm_model import convert_gguf
+from harness.engines.weights import gguf_file_type, gguf_weights
 
 VENV_ENV = "BENCH_VLLM_VENV"
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -88,14 +90,21 @@ class VllmCpu(Vllm):
         info = describe_gguf(self.model_cfg, gguf)
         dtype = "bfloat16" if self.engine_cfg.dtype == "auto" else self.engine_cfg.dtype
         self.model_dir, conversion = convert_gguf(self.binary, gguf, dtype)
-        served = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}[dtype]
-        return {
-            **info,
-            # the GGUF's blocks dequantised: a different quantisation from llama.cpp's rows
-            "served_quant": f"{served} (from {self.model_cfg.quant or 'GGUF'})",
-            "vllm_model_dir": str(self.model_dir),
-            "conversion": conversion,
-        }
+        return {**info, "vllm_model_dir": str(self.model_dir), "conversion": conversion}
+
+    def served_weights(self, model_info: dict[str, Any]) -> dict[str, Any]:
+        """The GGUF's blocks dequantised (a different quantisation from llama.cpp's rows),
+        in the dtype vLLM's engine-config line says it loaded."""
+        if self.model_dir is None:
+            return super().served_weights(model_info)
+        read = vllm_weights.read_back("hf", self.startup_log(), None)
+        return gguf_weights(
+            model_info,
+            **read,
+            format="safetensors",
+            dequantised_from=gguf_file_type(Path(model_info["path"])),
+            converted_dir=str(self.model_dir),
+        )
 
     @property
     def model_argument(self) -> str:

@@ -32,6 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--n-gpu-layers", type=int, default=-1, help="-1: the library's default")
     parser.add_argument("--flash-attn", choices=tuple(FLASH_ATTN), default="auto")
     parser.add_argument("--cache-type", default="f16", help="K and V cache type: f16, q8_0, ...")
+    parser.add_argument("--cache-ram-mib", type=int, default=0, help="prompt cache; 0: off")
     return parser.parse_args(argv)
 
 
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     cache_type = getattr(xlc.ggml_type, f"GGML_TYPE_{args.cache_type.upper()}")
     params.cache_type_k = cache_type
     params.cache_type_v = cache_type
+    params.cache_ram_mib = args.cache_ram_mib
+    print(f"xllamacpp_server: prompt cache limit {params.cache_ram_mib} MiB", flush=True)
 
     stop = threading.Event()
     server = xlc.Server(params)

@@ -41,7 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="gpu", help="gpu or cpu (cpu: no CUDA context)")
     parser.add_argument("--gpu-util", type=float, default=VLLM_GPU_UTIL, help="vLLM's share")
     parser.add_argument(
-        "--vllm-weights", choices=EngineConfig.VLLM_WEIGHTS, help="what vLLM loads (engine.vllm_weights)"
+        "--vllm-weights",
+        choices=EngineConfig.VLLM_WEIGHTS,
+        help="what vLLM loads (engine.vllm_weights)",
     )
     parser.add_argument(
         "--cpu-kv-gib", type=float, help="vLLM on the CPU: VLLM_CPU_KVCACHE_SPACE (default 4)"

@@ -13,6 +13,7 @@ ENGINE_KNOBS = {
     "engine_kv_cache_type": ("llamacpp", "llamacpp_embedded", "ollama", "vllm"),
     "engine_flash_attn": ("llamacpp", "llamacpp_embedded", "ollama"),
     "engine_n_gpu_layers": ("llamacpp", "llamacpp_embedded"),
+    "engine_cache_ram_mib": ("llamacpp", "llamacpp_embedded"),
     "engine_gpu_memory_utilization": ("vllm",),
 }
 # Workload knobs that only some workload kinds read (elsewhere the column is empty).
@@ -33,6 +34,7 @@ DEPLOYMENT_KEYS = (
     "engine_extra_args",
     "model",
     "quant",
+    "weights",
     "workload",
     "workload_kind",
     "workload_api",
@@ -50,6 +52,7 @@ SERIES_KEYS = ("machine_id", *CELL_KEYS)
 # the rows apart already: each engine of one kind and at one version, each workload of one
 # shape. (Every run's engine version is listed with the runs.)
 IMPLIED_BY = {
+    "quant": "weights",  # the weights' label leads with their quantisation
     "engine_kind": "engine",
     "engine_version": "engine",
     **{key: "workload" for key in CELL_KEYS if key.startswith("workload_")},
@@ -58,12 +61,14 @@ IMPLIED_BY = {
 LABEL_PARTS = {
     "model": "{}",
     "quant": "{}",
+    "weights": "weights={}",
     "engine_version": "version={}",
     "engine_parallel": "parallel={}",
     "engine_ctx_size": "ctx={}",
     "engine_kv_cache_type": "kv={}",
     "engine_flash_attn": "flash_attn={}",
     "engine_n_gpu_layers": "ngl={}",
+    "engine_cache_ram_mib": "cache_ram={}",
     "engine_gpu_memory_utilization": "gpu_util={}",
     "engine_extra_args": "args={}",
     "workload": "workload={}",
@@ -89,10 +94,12 @@ KEY_TITLES = {
     "engine_kv_cache_type": "KV cache",
     "engine_flash_attn": "flash attn",
     "engine_n_gpu_layers": "GPU layers",
+    "engine_cache_ram_mib": "prompt cache MiB",
     "engine_gpu_memory_utilization": "GPU mem fraction",
     "engine_extra_args": "extra args",
     "model": "model",
     "quant": "quant",
+    "weights": "weights served",
     "workload": "workload",
     "workload_kind": "workload kind",
     "workload_api": "API",

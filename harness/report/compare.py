@@ -16,6 +16,7 @@ import pandas as pd
 
 from harness.metrics import METRICS
 from harness.metrics.confidence import welch
+from harness.report import weights
 from harness.report.cells import (
     CELL_KEYS,
     DEPLOYMENT_KEYS,
@@ -51,8 +52,11 @@ COMPARED = (
     ("decode_ceiling_tokens_per_s", "value"),
 )
 SIDES = ("machine", "engine")
-# What tells one engine deployment from another; the rest of a cell is what it was sent.
-ENGINE_KEYS = tuple(key for key in DEPLOYMENT_KEYS if key.startswith("engine"))
+# What tells one engine deployment from another, the weights it served included; the rest
+# of a cell is what it was sent.
+ENGINE_KEYS = tuple(
+    key for key in DEPLOYMENT_KEYS if key.startswith("engine") or key in ("quant", "weights")
+)
 SENT_KEYS = tuple(key for key in (*CELL_KEYS, "machine_id") if key not in ENGINE_KEYS)
 
 
@@ -232,12 +236,29 @@ def compare_view(table: pd.DataFrame, baseline: str, sides: dict[str, str], by: 
     return View(f"{by.title()}s compared (baseline {baseline})", notes, headers, rows)
 
 
+def engines_served(frame: pd.DataFrame, names: list[str]) -> dict[str, str]:
+    """Each engine side and the weights it served; where they differ, said on every side."""
+    levels = latest_levels(level_table(frame))
+    levels = levels.assign(side=engine_sides(levels).to_numpy())
+    served = weights.served_by(levels, "side")
+    differ = weights.differ(levels)
+    return {
+        name: f"served {served.get(name, 'weights not recorded')}"
+        + (
+            f" ({weights.WEIGHTS_DIFFER}: the difference is not the engine's alone)"
+            if differ
+            else ""
+        )
+        for name in names
+    }
+
+
 def write_compare(
     frame: pd.DataFrame, out: Path, baseline: str | None = None, by: str = "machine"
 ) -> View:
     """Write compare.md and compare.csv under `out`; returns the table."""
     table, baseline, names = compare_sides(frame, baseline, by)
-    sides = machines_of(frame) if by == "machine" else {name: name for name in names}
+    sides = machines_of(frame) if by == "machine" else engines_served(frame, names)
     view = compare_view(table, baseline, sides, by)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(table, out / "compare.csv")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.metrics import METRICS
+from harness.report import weights
 from harness.report.cells import KEY_TITLES, SERIES_KEYS, latest_levels, series_labels
 from harness.report.frame import (
     AGGREGATE,
@@ -83,7 +84,9 @@ NOTES = (
     "below 100 samples a p99 is the maximum, named so. Flags: short_outputs, fewer than "
     "95% of requests reached max_tokens, so the row's tok/s are not like for like with an "
     "unflagged one; multi_token_chunks, chunks carry several tokens, so ITL is per chunk "
-    "and TPOT is the per-token figure. '-': not recorded by the run."
+    "and TPOT is the per-token figure; weights_differ, the table holds rows that served other "
+    "weights (another file, or another quantisation), named in the flag. '-': not recorded "
+    "by the run."
 )
 
 
@@ -158,11 +161,20 @@ def engine_comparison(frame: pd.DataFrame, concurrency: int | None = None) -> pd
                 "predicted_memory_mib": column(group, PREDICTED).max(),
                 "error_rate": column(group, FAILED).sum() / sent if sent else float("nan"),
                 "repeats": int(level["repeats"].max()) if len(level) else 1,
+                "weights_id": group["weights_id"].iloc[0],
                 **spread("aggregate_tok_s", level, STEADY if steady_shown(level) else AGGREGATE),
                 **spread("single_request_tok_s", single, PER_REQUEST),
             }
         )
-    return pd.DataFrame(rows, columns=["series", *SERIES_KEYS, *COMPARISON_VALUES])
+    table = pd.DataFrame(rows, columns=["series", *SERIES_KEYS, *COMPARISON_VALUES, "weights_id"])
+    return table.assign(flags=[with_weights_flag(table, row) for _, row in table.iterrows()])
+
+
+def with_weights_flag(table: pd.DataFrame, row: pd.Series) -> str:
+    """The row's flags, and weights_differ where the table holds other weights."""
+    extra = weights.flag_text(table, row, side="series")
+    shown = "" if row["flags"] == "none" and extra else str(row["flags"])
+    return "; ".join(part for part in (shown, extra) if part)
 
 
 def comparison_view(table: pd.DataFrame, concurrency: int | None) -> View:
@@ -228,5 +240,6 @@ def comparison_view(table: pd.DataFrame, concurrency: int | None) -> View:
         "concurrencies named), memory (the peak of all levels) and the error rate (all levels)."
     )
     repeated = REPEATS_NOTE if (table["repeats"] > 1).any() else ""
-    text = " ".join(part for part in (caption(constant), scope, NOTES, repeated) if part)
+    served = weights.sentence(table, side="series")
+    text = " ".join(part for part in (caption(constant), served, scope, NOTES, repeated) if part)
     return View(f"Engines compared at {at}", text, headers, rows)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report import weights
 from harness.report.capacity import answer, capacity_runs
 from harness.report.cells import latest_levels, series_labels
 from harness.report.frame import PEAK, PER_REQUEST, Store, column, level_table
@@ -75,7 +76,8 @@ def headline(store: Store) -> list[str]:
     """The headline's sentences (two or three)."""
     levels = latest_levels(level_table(store.frame))
     levels = levels.assign(series=series_labels(levels))
-    sentences: list[Any] = [single_user(levels), capacity(store, levels), memory(levels)]
+    served = weights.sentence(levels, side="series")  # never a ranking across weights unsaid
+    sentences: list[Any] = [single_user(levels), served, capacity(store, levels), memory(levels)]
     return [s for s in sentences if s]
 
 

@@ -24,6 +24,7 @@ RUN_COLUMNS = (
     "gpu_name",
     "cpu",
     *DEPLOYMENT_KEYS,
+    "weights_id",  # what decides "the same weights" (engines.weights.weights_id)
     "harness_version",
     "git_commit",
     "run_id",
@@ -106,10 +107,14 @@ def _run_fields(run_dir: Path, results: Path, summary: dict[str, Any]) -> dict[s
         "engine_version": engine_version((environment.get("engine") or {}).get("version")),
         "engine_parallel": run.get("engine_parallel"),
         "engine_ctx_size": run.get("engine_ctx_size"),
-        **_engine_knobs(engine, kind),
+        **_engine_knobs(
+            engine, kind, (environment.get("engine") or {}).get("settings_in_effect") or {}
+        ),
         "engine_extra_args": _recorded(engine, "extra_args"),
         "model": run.get("model") or "",
         "quant": run.get("quant") or "",
+        "weights": run.get("weights") or UNKNOWN,
+        "weights_id": run.get("weights_id") or "",
         "workload": run.get("workload") or "",
         **_workload_shape(workload),
         "max_tokens": _text(workload.get("max_tokens")),
@@ -169,12 +174,18 @@ def _workload_shape(workload: dict[str, Any]) -> dict[str, str]:
     return shape
 
 
-def _engine_knobs(engine: dict[str, Any], kind: str) -> dict[str, str]:
-    """The knobs of ENGINE_KNOBS as text, from the run's stored config ("" where they do
-    not apply to its engine kind)."""
+# Knobs the engine reports back: what took effect is shown, not what was asked.
+IN_EFFECT = {"engine_n_gpu_layers": "gpu_layers_offloaded", "engine_cache_ram_mib": "cache_ram_mib"}
+
+
+def _engine_knobs(engine: dict[str, Any], kind: str, in_effect: dict[str, Any]) -> dict[str, str]:
+    """The knobs of ENGINE_KNOBS as text ("" where they do not apply to its engine kind):
+    as the engine reported them where it did (IN_EFFECT), else from the stored config."""
     knobs = {}
     for column, kinds in ENGINE_KNOBS.items():
         value = engine.get(column.removeprefix("engine_"))
+        if in_effect.get(IN_EFFECT.get(column, "")) is not None:
+            value = in_effect[IN_EFFECT[column]]
         if column == "engine_kv_cache_type":
             value = kv_cache_type_for(kind, value)
         if kind not in kinds:

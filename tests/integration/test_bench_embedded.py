@@ -79,6 +79,20 @@ def test_the_run_directory_describes_itself(embedded_run: tuple[Path, str]) -> N
     assert "llamacpp-embedded" in stdout
 
 
+def test_the_weights_and_knobs_in_effect_are_read_back(embedded_run: tuple[Path, str]) -> None:
+    environment = json.loads((embedded_run[0] / "environment.json").read_text())
+    weights = environment["weights"]
+    assert weights["sha256"] == environment["model"]["sha256"]
+    assert (weights["format"], weights["quant"]) == ("gguf", "Q4_K_M")
+    assert weights["quant_from"] == "general.file_type of the file /props names"
+    assert weights["loaded_path"] == environment["model"]["path"]  # /props model_path
+    in_effect = environment["engine"]["settings_in_effect"]
+    assert in_effect["cache_ram_mib"] == 0  # the prompt cache pinned off, as logged
+    assert in_effect["gpu_layers_offloaded"] == 0
+    summary = read_summary(embedded_run[0])
+    assert summary["run"]["weights"] == f"Q4_K_M gguf {weights['sha256'][:12]}"
+
+
 def test_engine_metrics_are_scraped_around_each_level(embedded_run: tuple[Path, str]) -> None:
     for level in read_summary(embedded_run[0])["levels"]:
         before, after = level["engine_metrics"]["before"], level["engine_metrics"]["after"]

@@ -211,7 +211,7 @@ def test_llamacpp_cpu_uses_the_cpu_profile_and_mounts_the_gguf_folder(
     argv = recorded(fake_docker_env, "llama-server")["argv"]
     assert argv[:3] == ["llama-server", "--model", f"/models/{model_path.name}"]
     assert argv[argv.index("--ctx-size") + 1] == "4096"
-    assert argv[-3:] == ["--metrics", "--fit", "off"]
+    assert argv[-5:] == ["--metrics", "--fit", "off", "--cache-ram", "0"]  # prompt cache off
     summary = read_summary(run_dir)
     assert summary["status"] == "complete"
 
@@ -220,7 +220,8 @@ def test_a_container_that_dies_fails_the_wait_with_its_log(
     fake_docker_env: dict[str, str], tmp_path: Path
 ) -> None:
     results = tmp_path / "results"
-    overrides = ("engine=ollama", "engine.launcher=compose", "model.ollama_tag=fake:1b")
+    overrides = ("engine=ollama", "engine.launcher=compose", "engine.ollama_weights=library",
+                 "model.ollama_tag=fake:1b")  # fmt: skip
     started = time.monotonic()
     result = bench({**fake_docker_env, CRASH_ENV: "1"}, results, *overrides)
     assert result.returncode == 1
@@ -237,11 +238,10 @@ def test_a_container_that_dies_fails_the_wait_with_its_log(
 def test_a_model_without_an_ollama_tag_is_refused_before_docker_starts(
     fake_docker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = bench(fake_docker_env, tmp_path / "results", "engine=ollama", "model.ollama_tag=null")
+    result = bench(fake_docker_env, tmp_path / "results", "engine=ollama",
+                   "engine.ollama_weights=library", "model.ollama_tag=null")  # fmt: skip
     assert result.returncode == 1
-    assert "model='gemma3-270m' has no model.ollama_tag: set model.ollama_tag=<tag>" in (
-        result.stderr
-    )
+    assert "model='gemma3-270m' has none: set model.ollama_tag=<tag>" in (result.stderr)
     assert not [c for c in docker_calls(fake_docker_env) if "up" in c["argv"]]
 
 
@@ -299,7 +299,8 @@ def test_host_networking_runs_the_host_twin_and_records_it(
     fake_docker_env: dict[str, str], tmp_path: Path
 ) -> None:
     results = tmp_path / "results"
-    overrides = ("engine=ollama", "engine.launcher=compose", "model.ollama_tag=fake:1b")
+    overrides = ("engine=ollama", "engine.launcher=compose", "engine.ollama_weights=library",
+                 "model.ollama_tag=fake:1b")  # fmt: skip
     run_dir = finished_run(
         bench(fake_docker_env, results, *overrides, "engine.network=host"), results
     )

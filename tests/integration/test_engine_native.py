@@ -159,6 +159,14 @@ def _engine_app(name: str, argv: list[str]) -> web.Application:
             await response.write(json.dumps(final).encode() + b"\n")
             return response
 
+        async def show(request: web.Request) -> web.Response:
+            """What /api/show says of a pulled library model (Ollama's API, v0.33)."""
+            await request.json()
+            details = {"format": "gguf", "family": "llama", "quantization_level": "Q4_K_M"}
+            blob = f"/root/.ollama/models/blobs/sha256-{'fe' * 32}"
+            return web.json_response({"details": details, "modelfile": f"FROM {blob}\n"})
+
+        app.router.add_post("/api/show", show)
         app.router.add_post("/api/chat", native_chat)
         app.router.add_get("/api/version", lambda _: web.json_response({"version": "0.0.fake"}))
         app.router.add_get("/api/tags", lambda _: web.json_response({"models": state["tags"]}))
@@ -289,7 +297,8 @@ def test_vllm_serve_gets_the_pinned_arguments(fake_path: dict[str, str], tmp_pat
 
 def test_ollama_is_pulled_loaded_and_pinned(fake_path: dict[str, str], tmp_path: Path) -> None:
     results = tmp_path / "results"
-    overrides = ("engine=ollama", "model.ollama_tag=fake:1b", "engine.parallel=2")
+    overrides = ("engine=ollama", "engine.ollama_weights=library", "model.ollama_tag=fake:1b",
+                 "engine.parallel=2")  # fmt: skip
     run_dir = finished_run(bench(fake_path, results, *overrides), results)
     started = recorded(fake_path, "ollama")
     assert started["argv"] == ["ollama", "serve"]
@@ -418,7 +427,7 @@ def test_serve_up_leaves_it_running_and_down_stops_it(
 ) -> None:
     env = {**fake_path, "BENCH_ENGINES_DIR": str(tmp_path / "engines")}
     args = [sys.executable, "-m", "harness.serve"]
-    overrides = ["engine=ollama", "model.ollama_tag=fake:1b"]
+    overrides = ["engine=ollama", "engine.ollama_weights=library", "model.ollama_tag=fake:1b"]
     up = subprocess.run(
         [*args, "up", *overrides], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )

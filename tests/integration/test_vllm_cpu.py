@@ -40,6 +40,7 @@ if not PYTHON.is_file():
     )
 
 LEVELS = {1: 4, 2: 8}  # REQUESTS=4, raised to 4 per worker at concurrency 2
+PACKAGED_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 MAX_TOKENS = 16
 
 
@@ -104,6 +105,19 @@ def test_version_and_kv_capacity_are_recorded(vllm_run: Path) -> None:
     model = json.loads((vllm_run / "environment.json").read_text())["model"]
     assert model["conversion"]["add_bos_token"] is True
     assert model["conversion"]["check"]["first_ids"][0] == 2  # <bos>
+
+
+def test_the_run_records_it_served_the_packaged_gguf_dequantised(vllm_run: Path) -> None:
+    weights = json.loads((vllm_run / "environment.json").read_text())["weights"]
+    assert weights["sha256"] == PACKAGED_SHA256  # the file llama.cpp serves
+    assert (weights["format"], weights["quant"], weights["dequantised_from"]) == (
+        "safetensors", "BF16", "Q4_K_M",
+    )  # fmt: skip
+    assert weights["quant_from"] == "vLLM's engine config line (quantization, dtype)"
+    assert weights["quantization_method"] == "none"  # a plain bf16 model, read from its log
+    summary = read_summary(vllm_run)
+    assert summary["run"]["quant"] == "BF16"
+    assert summary["run"]["weights"] == f"BF16 from gguf {PACKAGED_SHA256[:12]} (dequantised)"
 
 
 def test_metrics_move_by_what_each_level_sent(vllm_run: Path) -> None:

@@ -84,7 +84,7 @@ def test_llamacpp_compose_environment(tmp_path: Path) -> None:
         "LLAMACPP_N_GPU_LAYERS": "999",
         "LLAMACPP_FLASH_ATTN": "auto",
         "LLAMACPP_CACHE_TYPE": "f16",
-        "LLAMACPP_EXTRA_ARGS": "--seed 1",
+        "LLAMACPP_EXTRA_ARGS": "--cache-ram 0 --seed 1",
         "LLAMACPP_IMAGE": "ghcr.io/ggml-org/llama.cpp:server-cuda-b11347",
         "ENGINE_LISTEN_HOST": "0.0.0.0",
         "ENGINE_LISTEN_PORT": "8080",
@@ -131,7 +131,7 @@ def test_native_llama_server_argv(
         "--host", "127.0.0.1", "--port", "8123", "--ctx-size", "16384", "--parallel", "4",
         "--n-gpu-layers", "999", "--flash-attn", "on", "--cache-type-k", "q8_0",
         "--cache-type-v", "q8_0", "--metrics", *(["--fit", "off"] if fit else []),
-        "--threads", "8",
+        *(["--cache-ram", "0"] if fit else []), "--threads", "8",
     ]  # fmt: skip
 
 
@@ -192,6 +192,6 @@ def test_embedded_llama_cpp_argv(tmp_path: Path) -> None:
         sys.executable, "-m", "harness.engines.xllamacpp_server", "--model", "/m/gemma.gguf",
         "--alias", "gemma3-270m", "--host", "127.0.0.1", "--port", "8124", "--parallel", "2",
         "--ctx-size", "2048", "--threads", "0", "--n-gpu-layers", "999", "--flash-attn", "on",
-        "--cache-type", "q8_0",
+        "--cache-type", "q8_0", "--cache-ram-mib", "0",
     ]  # fmt: skip
     assert engine.requested_settings()["ctx_size_total"] == 2048

@@ -182,7 +182,9 @@ def test_llamacpp_renders_the_same_arguments_as_the_native_server(tmp_path: Path
     assert isinstance(engine, LlamaServer)
     service = rendered(engine.compose_env())["llamacpp"]
     expected = engine.server_args("/models/model-q4.gguf", "0.0.0.0", 8080)
-    assert shlex.split(service["command"]) == [*expected, "--fit", "off", "--threads", "6"]
+    assert shlex.split(service["command"]) == [
+        *expected, "--fit", "off", "--cache-ram", "0", "--threads", "6",
+    ]  # fmt: skip
     assert service["ports"] == ["127.0.0.1:8123:8080"]
     assert service["volumes"][0] == "/data/gguf:/models:ro"
     assert service["image"] == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11347"

@@ -86,7 +86,11 @@ def test_compose_of_a_gpu_service_without_a_gpu_fails() -> None:
     ("overrides", "field"),
     [
         (("engine=vllm", "model.hf_repo=null"), "model.hf_repo"),
-        (("engine=ollama", "model.ollama_tag=null"), "model.ollama_tag"),
+        (
+            ("engine=ollama", "engine.ollama_weights=library", "model.ollama_tag=null"),
+            "model.ollama_tag",
+        ),
+        (("engine=ollama", "model=served", "model.served_name=x"), "model.path"),
         (("engine=llamacpp", "model=served", "model.served_name=x"), "model.url"),
     ],
 )
@@ -98,10 +102,13 @@ def test_a_model_without_what_the_engine_needs_names_the_field(
 
 
 def test_the_default_model_serves_every_engine(tmp_path: Path) -> None:
-    """gemma3-270m: the packaged GGUF for llama.cpp, Ollama's tag, an ungated HF copy."""
+    """gemma3-270m: the packaged GGUF for llama.cpp and Ollama (its library tag beside it),
+    an ungated HF copy for vLLM."""
     for engine in ("vllm", "ollama", "llamacpp"):
         engine_for(tmp_path, f"engine={engine}").check_model()  # raises when a field is missing
-    assert engine_for(tmp_path, "engine=ollama").tag == "gemma3:270m"
+    assert engine_for(tmp_path, "engine=ollama").weights_mode == "gguf"
+    library = engine_for(tmp_path, "engine=ollama", "engine.ollama_weights=library")
+    assert library.tag == "gemma3:270m"
     assert engine_for(tmp_path, "engine=vllm").hf_repo == "unsloth/gemma-3-270m-it"
 
 
