@@ -172,7 +172,7 @@ def engine_comparison(frame: pd.DataFrame, concurrency: int | None = None) -> pd
 
 def with_weights_flag(table: pd.DataFrame, row: pd.Series) -> str:
     """The row's flags, and weights_differ where the table holds other weights."""
-    extra = weights.flag_text(table, row, side="series")
+    extra = weights.flag_text(table, row, side="engine")
     shown = "" if row["flags"] == "none" and extra else str(row["flags"])
     return "; ".join(part for part in (shown, extra) if part)
 
@@ -240,6 +240,6 @@ def comparison_view(table: pd.DataFrame, concurrency: int | None) -> View:
         "concurrencies named), memory (the peak of all levels) and the error rate (all levels)."
     )
     repeated = REPEATS_NOTE if (table["repeats"] > 1).any() else ""
-    served = weights.sentence(table, side="series")
+    served = weights.sentence(table, side="engine")
     text = " ".join(part for part in (caption(constant), served, scope, NOTES, repeated) if part)
     return View(f"Engines compared at {at}", text, headers, rows)

@@ -76,7 +76,7 @@ def headline(store: Store) -> list[str]:
     """The headline's sentences (two or three)."""
     levels = latest_levels(level_table(store.frame))
     levels = levels.assign(series=series_labels(levels))
-    served = weights.sentence(levels, side="series")  # never a ranking across weights unsaid
+    served = weights.sentence(levels, side="engine")  # never a ranking across weights unsaid
     sentences: list[Any] = [single_user(levels), served, capacity(store, levels), memory(levels)]
     return [s for s in sentences if s]
 

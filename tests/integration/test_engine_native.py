@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from harness.engines import Engine
+from tests.support import ollama_standin
 from tests.support.runs import only_run_dir, read_summary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,30 +136,6 @@ def _engine_app(name: str, argv: list[str]) -> web.Application:
             ]
             return web.json_response({"done": True, "done_reason": "load"})
 
-        async def native_chat(request: web.Request) -> web.StreamResponse:
-            """Ollama's own streamed chat: a JSON object a line, num_predict tokens."""
-            tokens = int((await request.json())["options"]["num_predict"])
-            state["tokens"] += tokens
-            response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-            await response.prepare(request)
-            for index in range(tokens):
-                await asyncio.sleep(0.001)
-                message = {"role": "assistant", "content": f"t{index} "}
-                line = {"model": model, "message": message, "done": False}
-                await response.write(json.dumps(line).encode() + b"\n")
-            final = {
-                "model": model,
-                "message": {"role": "assistant", "content": ""},
-                "done": True,
-                "done_reason": "length",
-                "eval_count": tokens,
-                "prompt_eval_count": 5,
-                "eval_duration": tokens * 1_000_000,
-                "prompt_eval_duration": 1_000_000,
-            }
-            await response.write(json.dumps(final).encode() + b"\n")
-            return response
-
         async def show(request: web.Request) -> web.Response:
             """What /api/show says of a pulled library model (Ollama's API, v0.33)."""
             await request.json()
@@ -167,7 +144,7 @@ def _engine_app(name: str, argv: list[str]) -> web.Application:
             return web.json_response({"details": details, "modelfile": f"FROM {blob}\n"})
 
         app.router.add_post("/api/show", show)
-        app.router.add_post("/api/chat", native_chat)
+        app.router.add_post("/api/chat", ollama_standin.chat)
         app.router.add_get("/api/version", lambda _: web.json_response({"version": "0.0.fake"}))
         app.router.add_get("/api/tags", lambda _: web.json_response({"models": state["tags"]}))
         app.router.add_get("/api/ps", lambda _: web.json_response({"models": state["loaded"]}))

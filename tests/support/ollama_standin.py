@@ -133,6 +133,33 @@ def describe(store: Store, name: str) -> dict[str, Any]:
     }
 
 
+async def chat(request: web.Request) -> web.StreamResponse:
+    """Ollama's streamed /api/chat: a JSON object a line, num_predict tokens, its timings."""
+    body = await request.json()
+    tokens = int((body.get("options") or {}).get("num_predict") or 16)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    for index in range(tokens):
+        await asyncio.sleep(0.001)
+        line = {
+            "model": body["model"],
+            "message": {"role": "assistant", "content": f"t{index} "},
+        }
+        await response.write(json.dumps({**line, "done": False}).encode() + b"\n")
+    final = {
+        "model": body["model"],
+        "message": {"role": "assistant", "content": ""},
+        "done": True,
+        "done_reason": "length",
+        "eval_count": tokens,
+        "prompt_eval_count": 5,
+        "eval_duration": tokens * 1_000_000,
+        "prompt_eval_duration": 1_000_000,
+    }
+    await response.write(json.dumps(final).encode() + b"\n")
+    return response
+
+
 def routes(app: web.Application, store: Store) -> None:
     """Ollama's model endpoints and its streamed chat, on `app`."""
 
@@ -230,31 +257,6 @@ def routes(app: web.Application, store: Store) -> None:
             return error(404, f"model '{body['model']}' not found, try pulling it first")
         store.loaded[name] = int((body.get("options") or {}).get("num_ctx") or 2048)
         return web.json_response({"model": body["model"], "done": True, "done_reason": "load"})
-
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        tokens = int((body.get("options") or {}).get("num_predict") or 16)
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        for index in range(tokens):
-            await asyncio.sleep(0.001)
-            line = {
-                "model": body["model"],
-                "message": {"role": "assistant", "content": f"t{index} "},
-            }
-            await response.write(json.dumps({**line, "done": False}).encode() + b"\n")
-        final = {
-            "model": body["model"],
-            "message": {"role": "assistant", "content": ""},
-            "done": True,
-            "done_reason": "length",
-            "eval_count": tokens,
-            "prompt_eval_count": 5,
-            "eval_duration": tokens * 1_000_000,
-            "prompt_eval_duration": 1_000_000,
-        }
-        await response.write(json.dumps(final).encode() + b"\n")
-        return response
 
     app.router.add_route("HEAD", "/api/blobs/{digest}", head_blob)
     app.router.add_post("/api/blobs/{digest}", post_blob)
