@@ -42,6 +42,8 @@ class RequestRecord:
     output_tokens_source: str = "none"
     # why the server's usage count was not used (it disagreed with what arrived)
     usage_rejected: str | None = None
+    # events whose bytes were not valid UTF-8 (decoded with U+FFFD in their place)
+    invalid_utf8_events: int = 0
     # prompt tokens the server says it took from its prefix cache
     # (usage.prompt_tokens_details.cached_tokens); None where it does not say
     cached_prompt_tokens: int | None = None

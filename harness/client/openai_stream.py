@@ -87,4 +87,5 @@ class SSEReader:
     def close(self, end_ms: float) -> None:
         for event in self.parser.flush():
             self.state.on_trailing_event(event.data, end_ms)
+        self.state.record.invalid_utf8_events = self.parser.invalid_utf8
         self.state.finish()

@@ -22,6 +22,14 @@ class SSEParser:
         self._buffer = b""
         self._data_lines: list[str] = []
         self._event: str | None = None
+        self.invalid_utf8 = 0  # lines that were not UTF-8, decoded with U+FFFD in their place
+
+    def _text(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.invalid_utf8 += 1
+            return raw.decode("utf-8", errors="replace")
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if (
@@ -33,7 +41,7 @@ class SSEParser:
             and b"\r" not in chunk
         ):
             # the most common read by far: exactly one single-line event, nothing pending
-            return [SSEEvent(chunk[6:-2].decode("utf-8", errors="replace"), self._take_event())]
+            return [SSEEvent(self._text(chunk[6:-2]), self._take_event())]
         buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" not in buffer:
             # the common case (LF only): split the read at once; a line never splits a
@@ -41,7 +49,7 @@ class SSEParser:
             *lines, self._buffer = buffer.split(b"\n")
             events = []
             for raw in lines:
-                event = self._process_line(raw.decode("utf-8", errors="replace"))
+                event = self._process_line(self._text(raw))
                 if event is not None:
                     events.append(event)
             return events
@@ -61,7 +69,7 @@ class SSEParser:
         events: list[SSEEvent] = []
         if self._buffer:
             # A trailing CR ends its line; anything else left is a last line without its end.
-            leftover = self._buffer.decode("utf-8", errors="replace")
+            leftover = self._text(self._buffer)
             self._buffer = b""
             for line in leftover.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
                 event = self._process_line(line)
@@ -94,7 +102,7 @@ class SSEParser:
                 return "", False
             if self._buffer[end : end + 1] == b"\n":
                 end += 1
-        line = self._buffer[:index].decode("utf-8", errors="replace")
+        line = self._text(self._buffer[:index])
         self._buffer = self._buffer[end:]
         return line, True
 

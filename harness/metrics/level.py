@@ -191,6 +191,8 @@ def measurement_flags(
         flags.append("short_outputs")
     if summary["output_tokens_source"].get("chunk_count_usage_rejected"):
         flags.append("usage_rejected")  # the server's counts disagreed with its content
+    if summary.get("invalid_utf8_requests"):
+        flags.append("invalid_utf8")  # the text received is not what the server meant
     per_chunk = summary["tokens_per_chunk"]
     if per_chunk is not None and abs(per_chunk - 1.0) > TOKENS_PER_CHUNK_TOLERANCE:
         flags.append("multi_token_chunks")
@@ -230,6 +232,8 @@ def summarize_level(
         "output_tokens_total": output_tokens_total,
         "prompt_tokens_total": sum(r.prompt_tokens or 0 for r in ok),
         "output_tokens_source": dict(Counter(r.output_tokens_source for r in ok)),
+        # requests whose stream held bytes that are not UTF-8 (their text has U+FFFD there)
+        "invalid_utf8_requests": sum(1 for r in records if r.invalid_utf8_events),
     }
     for key in DISTRIBUTION_METRICS:
         summary[key] = describe(samples[key])

@@ -23,6 +23,7 @@ FAULTS = (
     "not_streamed",  # a stream asked for, one 200 application/json completion answered
     "silent",  # accepts connections, reads requests, never answers anything
     "bad_usage",  # usage counts completion_tokens 10^12 (and prompt_tokens -5)
+    "bad_utf8",  # one content event whose bytes are not UTF-8, after `fault_after_tokens`
 )
 
 

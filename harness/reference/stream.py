@@ -135,6 +135,10 @@ class Stream:
                 out += framed(b"data: {not json\n\n")
             if b.fault == "error_event":
                 out += framed(b'data: {"error": {"message": "injected failure"}}\n\n')
+            if b.fault == "bad_utf8":  # a byte no UTF-8 text has, inside a content string
+                out += framed(
+                    b'data: {"choices": [{"index": 0, "delta": {"content": "\xff "}}]}\n\n'
+                )
         first = index * b.tokens_per_event
         text = "".join(f"t{n} " for n in range(first, min(first + b.tokens_per_event, self.tokens)))
         out += self.content_event(text)

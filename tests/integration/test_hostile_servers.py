@@ -47,6 +47,20 @@ def test_impossible_usage_counts_give_way_to_the_chunks_received(
     assert "completion_tokens=1000000000000 against 16 content chunks" in record["usage_rejected"]
 
 
+def test_bytes_that_are_not_utf8_are_flagged_not_silently_replaced(
+    start_reference_server: Callable[..., str], tmp_path: Path
+) -> None:
+    url = start_reference_server(ttft_ms=0, itl_ms=0, output_tokens=8, fault="bad_utf8")
+    result = bench(url, tmp_path, MAX_TOKENS="8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    level = read_summary(only_run_dir(tmp_path))["levels"][0]
+    assert "invalid_utf8" in level["flags"]
+    assert level["invalid_utf8_requests"] == 8
+    record = json.loads((only_run_dir(tmp_path) / "requests.jsonl").read_text().splitlines()[0])
+    assert record["invalid_utf8_events"] == 1
+    assert "invalid_utf8" in said(result)
+
+
 def test_a_partial_level_says_its_failures_by_type_with_a_sample(
     start_reference_server: Callable[..., str], tmp_path: Path
 ) -> None:

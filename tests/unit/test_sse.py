@@ -155,3 +155,22 @@ def test_a_stream_cut_between_events_is_incomplete() -> None:
 def test_non_json_data_is_a_malformed_stream() -> None:
     with pytest.raises(MalformedStream, match="not JSON"):
         fold([(HELLO + b"data: {oops\n\n", 5.0)])
+
+
+def test_bytes_that_are_not_utf8_are_counted_on_every_path() -> None:
+    """The one-event read, the LF split, the CR path and the flush all count a line that is
+    not UTF-8 (its text has U+FFFD there); valid text counts nothing."""
+    reads = [
+        [b'data: {"a": "\xff"}\n\n'],  # one single-line event in one read
+        [b'data: {"a": "\xff"}\n', b"\n"],  # split at the line end
+        [b'data: {"a": "\xff"}\r\n\r\n'],  # CRLF
+        [b'data: {"a": "\xff"}'],  # no end: the flush
+    ]
+    for chunks in reads:
+        parser = SSEParser()
+        events = [e for chunk in chunks for e in parser.feed(chunk)] + parser.flush()
+        assert [e.data for e in events] == ['{"a": "\ufffd"}'], chunks
+        assert parser.invalid_utf8 == 1, chunks
+    valid = SSEParser()
+    valid.feed('data: {"a": "é \ufffd"}\n\n'.encode())
+    assert valid.invalid_utf8 == 0
