@@ -51,7 +51,7 @@ model_override = $(if $(MODEL),$(if $(wildcard conf/model/$(MODEL).yaml),model=$
 OVERRIDES = \
 	$(if $(ENGINE_CFG),engine=$(ENGINE_CFG)) \
 	$(model_override) \
-	$(if $(URL),engine.url=$(URL)) \
+	$(if $(URL),"engine.url='$(URL)'") \
 	$(if $(CONCURRENCY),load.concurrency=[$(CONCURRENCY)]) \
 	$(if $(REQUESTS),load.requests_per_level=$(REQUESTS),$(if $(findstring load.max_duration_s=,$(ARGS)),load.requests_per_level=null)) \
 	$(if $(MAX_TOKENS),workload.max_tokens=$(MAX_TOKENS)) \

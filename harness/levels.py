@@ -201,6 +201,13 @@ class LevelRunner:
         )
         for line in failure_lines(records):
             log.warning("level %s: %s", plan.level_index + 1, line)
+        if counted := level["output_tokens_source"].get("chunk_count"):
+            log.warning(
+                "level %s: %d responses carried no usage: their output tokens are their "
+                "content chunks (output_tokens_source chunk_count)",
+                plan.level_index + 1,
+                counted,
+            )
         if plan.offsets_s is not None:
             level["speedup"] = self.speedup_of(plan)
         level["workload"] = workload_figures(records)

@@ -25,11 +25,9 @@ def redacted_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     netloc = f"***@{host}" if parts.username or parts.password else host
-    query = urllib.parse.urlencode(
-        [
-            (name, "***" if SECRET_QUERY_NAME.search(name) else value)
-            for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        ]
+    query = "&".join(
+        f"{name}={'***' if SECRET_QUERY_NAME.search(name) else urllib.parse.quote(value)}"
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 

@@ -12,6 +12,10 @@ from typing import Any
 from harness.engines.base import Engine, EngineError, http_get, poll_until, scrape_prometheus
 
 
+class KeyRefused(EngineError):
+    """The server answered, and refused the request for its key: no wait will change that."""
+
+
 class ExternalOpenAI(Engine):
     kind = "openai"
 
@@ -56,7 +60,7 @@ class ExternalOpenAI(Engine):
         status, body = http_get(f"{self.base_url}/models", timeout_s=5, headers=self._headers())
         if status in (401, 403):
             given = self.engine_cfg.api_key_env
-            raise EngineError(
+            raise KeyRefused(
                 f"the server at {self.base_url} refused the request (HTTP {status}): "
                 + (
                     f"check the key in ${given}"
@@ -79,6 +83,8 @@ class ExternalOpenAI(Engine):
         # ready once /v1/models answers a model list (_models raises OSError until then)
         try:
             poll_until(self._answers, self.engine_cfg.startup_timeout_s, "")
+        except KeyRefused:
+            raise  # it is running and said why: not a question of whether it runs
         except EngineError as exc:
             raise EngineError(f"{self._unready()}: {str(exc).lstrip(': ')}") from exc
         models = self._models()

@@ -13,11 +13,11 @@ from tests.support.runs import make_bench
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("http://user:s3cret-pw@127.0.0.1:9/v1", "engine.url=http://***@127.0.0.1:9/v1"),
-        ("http://127.0.0.1:9/v1?api_key=s3cret-pw", "engine.url=http://127.0.0.1:9/v1?***"),
+        ("http://user:s3cret-pw@127.0.0.1:9/v1", "engine.url='http://***@127.0.0.1:9/v1'"),
+        ("http://127.0.0.1:9/v1?api_key=s3cret-pw", "engine.url='http://127.0.0.1:9/v1?***'"),
         (
             "http://u:s3cret-pw@127.0.0.1:9/v1?token=s3cret-pw",
-            "engine.url=http://***@127.0.0.1:9/v1?***",
+            "engine.url='http://***@127.0.0.1:9/v1?***'",
         ),
     ],
 )
@@ -27,6 +27,7 @@ def test_make_echoes_no_credential_carried_by_url(tmp_path: Path, url: str, show
     assert result.returncode == 2, said[-2000:]
     assert "s3cret-pw" not in said
     assert shown in said  # the masked command line
+    assert "config error: engine.url=" in said and "carries credentials" in said
 
 
 def test_a_refused_config_leaves_no_results_folder(tmp_path: Path) -> None:

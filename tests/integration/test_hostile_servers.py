@@ -61,6 +61,19 @@ def test_bytes_that_are_not_utf8_are_flagged_not_silently_replaced(
     assert "invalid_utf8" in said(result)
 
 
+def test_a_server_without_usage_is_counted_by_chunks_and_said_so(
+    start_reference_server: Callable[..., str], tmp_path: Path
+) -> None:
+    url = start_reference_server(ttft_ms=0, itl_ms=0, output_tokens=8, fault="no_usage")
+    result = bench(url, tmp_path, MAX_TOKENS="8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "8 responses carried no usage: their output tokens are their content chunks" in (
+        said(result)
+    )
+    level = read_summary(only_run_dir(tmp_path))["levels"][0]
+    assert level["output_tokens_source"] == {"chunk_count": 8}
+
+
 def test_a_partial_level_says_its_failures_by_type_with_a_sample(
     start_reference_server: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -108,6 +121,7 @@ def test_an_unset_api_key_variable_is_named(
     assert "engine.api_key_env=UNSET_KEY_VARIABLE_X names an environment variable" in (
         result.stderr
     )
+    assert "is it running?" not in said(result)  # it runs, and said why it refused
     assert "sekret" not in result.stdout + result.stderr
 
 

@@ -22,9 +22,8 @@ def connect_error(code: int, text: str) -> aiohttp.ClientConnectorError:
 def test_a_connect_that_runs_out_of_descriptors_is_the_clients(code: int) -> None:
     kind, text = connect_failure(connect_error(code, "Too many open files"))
     assert kind == "client_error"
-    assert (
-        text
-        == "the client could not open a connection: Too many open files (raise the limit: ulimit -n)"
+    assert text == (
+        "the client could not open a connection: Too many open files (raise the limit: ulimit -n)"
     )
 
 
@@ -35,8 +34,8 @@ def test_a_refused_connect_is_the_servers_and_counts_toward_gone() -> None:
 
 
 def failed(kind: str, text: str, status: int | None = None) -> RequestRecord:
-    return RequestRecord(request_id=0, concurrency=1, worker=0, status="error", error_type=kind, error_text=text,
-                         http_status=status)  # fmt: skip
+    return RequestRecord(request_id=0, concurrency=1, worker=0, status="error",
+                         error_type=kind, error_text=text, http_status=status)  # fmt: skip
 
 
 def test_a_partial_level_names_each_kind_most_first_with_one_sample() -> None:

@@ -203,7 +203,7 @@ OPENAI = ("engine=openai", "model=served", "model.served_name=x")
         ((*OPENAI, "engine.url=http://bob:s3cret@127.0.0.1:8000/v1"),
          "engine.url='http://***@127.0.0.1:8000/v1' is not allowed: it carries credentials"),
         ((*OPENAI, "engine.url='http://127.0.0.1:8000/v1?api_key=s3cret&x=1'"),
-         "engine.url='http://127.0.0.1:8000/v1?api_key=%2A%2A%2A&x=1' is not allowed"),
+         "engine.url='http://127.0.0.1:8000/v1?api_key=***&x=1' is not allowed"),
         (("engine=llamacpp-cpu", "engine.extra_args=[--api-key,s3cret]"),
          "engine.extra_args holds --api-key (its value not shown) and is not allowed"),
         (("engine=vllm", "engine.extra_args=['--hf-token=s3cret']"),
