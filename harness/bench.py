@@ -49,7 +49,12 @@ def _sigterm_as_interrupt(*_: Any) -> None:
 _composed = False
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# conf/ beside the package, found from this file so that the `llm-bench` command (whose
+# calling file is its script in .venv/bin) reads the same configs as python -m harness.bench
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> str:
     global _composed
     _composed = True
