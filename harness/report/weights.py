@@ -10,7 +10,7 @@ WEIGHTS_DIFFER = "weights_differ"
 
 def known(levels: pd.DataFrame) -> pd.DataFrame:
     """The rows whose run recorded what it served (older runs did not)."""
-    return levels[levels["weights_id"].astype(str) != ""]
+    return levels[levels["weights_id"].fillna("").astype(str) != ""]
 
 
 def differ(levels: pd.DataFrame) -> bool:
@@ -31,7 +31,7 @@ def served_by(levels: pd.DataFrame, side: str) -> dict[str, str]:
 def flag_text(levels: pd.DataFrame, row: pd.Series, side: str = "engine") -> str:
     """The flag a row carries when the table holds other weights: "weights_differ (this:
     <label>; also: <side>: <label>)"; "" when every row served the same."""
-    if not differ(levels) or not str(row.get("weights_id") or ""):
+    if not differ(levels) or pd.isna(row.get("weights_id")) or not row.get("weights_id"):
         return ""
     others = known(levels)
     others = others[others["weights_id"] != row["weights_id"]]
