@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.config import BenchConfig
+from harness.config import BenchConfig, EngineConfig
 from harness.fit import predict_for_config
 from harness.store import SUMMARY_SCHEMA_VERSION
 from harness.telemetry.policy import engine_on_cpu
@@ -91,7 +91,9 @@ def predicted_memory(
     return with_prompt_cache(prediction.to_dict(), engine, on_cpu)
 
 
-def with_prompt_cache(predicted: dict[str, Any], engine: Any, on_cpu: bool) -> dict[str, Any]:
+def with_prompt_cache(
+    predicted: dict[str, Any], engine: EngineConfig, on_cpu: bool
+) -> dict[str, Any]:
     """llama.cpp's host-memory prompt cache, where it is on, counted at its limit: on the
     CPU it shares the memory measured; unbounded (-1), the prediction has no ceiling."""
     mib = engine.cache_ram_mib if engine.kind in ("llamacpp", "llamacpp_embedded") else 0

@@ -125,13 +125,11 @@ class Vllm(ServedEngine):
         """What its engine-config log line says it loaded; a method other than the one
         engine.vllm_weights asks for stops the job."""
         gguf_type = gguf_file_type(Path(self.gguf["path"])) if self.gguf else None
-        log_text = self.startup_log()
-        mismatch = vllm_weights.method_mismatch(
-            self.weights_choice, vllm_weights.loaded_config(log_text)
-        )
+        loaded = vllm_weights.loaded_config(self.startup_log())
+        mismatch = vllm_weights.method_mismatch(self.weights_choice, loaded)
         if mismatch:
             raise EngineError(f"{self.engine_cfg.name}: {mismatch}")
-        read = vllm_weights.read_back(self.weights_choice, log_text, gguf_type)
+        read = vllm_weights.read_back(self.weights_choice, loaded, gguf_type)
         if self.gguf is not None:
             return gguf_weights(self.gguf, **read)
         return {"format": "safetensors", "source": SOURCES["hf_repo"], "repo": self.model_repo,

@@ -97,7 +97,7 @@ class VllmCpu(Vllm):
         in the dtype vLLM's engine-config line says it loaded."""
         if self.model_dir is None:
             return super().served_weights(model_info)
-        read = vllm_weights.read_back("hf", self.startup_log(), None)
+        read = vllm_weights.read_back("hf", vllm_weights.loaded_config(self.startup_log()), None)
         return gguf_weights(
             model_info,
             **read,

@@ -69,9 +69,9 @@ def quant_of(choice: str, loaded: dict[str, str], gguf_type: str | None) -> str 
     return dtype_name(loaded.get("dtype"))
 
 
-def read_back(choice: str, log_text: str, gguf_type: str | None) -> dict[str, Any]:
-    """The fields of a vLLM run's weights record that come from the server's own log."""
-    loaded = loaded_config(log_text)
+def read_back(choice: str, loaded: dict[str, str], gguf_type: str | None) -> dict[str, Any]:
+    """The fields of a vLLM run's weights record that come from its engine-config line
+    (`loaded`, as loaded_config read it)."""
     return {
         "quant": quant_of(choice, loaded, gguf_type),
         "quant_from": "vLLM's engine config line (quantization, dtype)"

@@ -34,6 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.engines.weights import file_type_name
 from harness.gguf_meta import read_gguf_tensors
 
 VERSION = "0.33.3-standin"
@@ -53,12 +54,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def file_type_name(value: int) -> str:
-    from gguf import LlamaFileType
-
-    return LlamaFileType(value).name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
 def write_library_gguf(path: Path, file_type: int) -> None:
